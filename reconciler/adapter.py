@@ -1,0 +1,182 @@
+"""The only module that imports libvirt: bulk reads (observe) and the mutating ops apply runs."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import libvirt
+from lxml import etree
+
+from . import rng
+from .errors import AdapterError, HostError
+from .identity import OWNER_NS, OWNER_PREFIX
+from .live import HostState, LiveObject
+
+libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions, not stderr noise
+
+LIVE_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
+_NET_SECTIONS = {"ip-dhcp-host": libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST}
+_NET_COMMANDS = {"add": libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+                 "delete": libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
+                 "modify": libvirt.VIR_NETWORK_UPDATE_COMMAND_MODIFY}
+
+
+@contextmanager
+def _call(op: str, target: str):
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise AdapterError(op, target, exc.get_error_message() or str(exc), exc.get_error_code()) from None
+
+
+class Host:
+    """One libvirt connection. Read-only unless opened with readonly=False."""
+
+    def __init__(self, name: str, uri: str, readonly: bool = True):
+        self.name, self.uri, self.readonly = name, uri, readonly
+        try:
+            self.conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise HostError(f"host {name!r} ({uri}) cannot be reached: {exc.get_error_message()}") from None
+
+    def close(self) -> None:
+        with _call("close", self.uri):
+            self.conn.close()
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def domain_types(self) -> set[str]:
+        """Domain types (kvm, qemu) the host offers for x86_64 hvm guests."""
+        with _call("getCapabilities", self.uri):
+            caps = etree.fromstring(self.conn.getCapabilities().encode())
+        return set(caps.xpath("guest[os_type='hvm'][arch/@name='x86_64']/arch/domain/@type"))
+
+    def observe(self, volume_pools: set[str]) -> HostState:
+        """One pass over the host: each object's saved definition, run state and autostart."""
+        state = HostState(self.name, self.uri, self.domain_types())
+        with _call("read", self.uri):
+            for dom in self.conn.listAllDomains(0):
+                active = bool(dom.isActive())
+                obj = LiveObject("Guest", dom.name(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), active,
+                                 bool(dom.autostart()) if dom.isPersistent() else False,
+                                 dom.XMLDesc(0) if active else None)
+                state.objects[("Guest", obj.name)] = obj
+            for net in self.conn.listAllNetworks(0):
+                obj = LiveObject("Network", net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE),
+                                 bool(net.isActive()), bool(net.autostart()))
+                state.objects[("Network", obj.name)] = obj
+            for pool in self.conn.listAllStoragePools(0):
+                obj = LiveObject("StoragePool", pool.name(), pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE),
+                                 bool(pool.isActive()), bool(pool.autostart()))
+                state.objects[("StoragePool", obj.name)] = obj
+                if obj.name in volume_pools and obj.active:
+                    state.listed_pools.add(obj.name)
+                    for vol in pool.listAllVolumes(0):
+                        key = f"{obj.name}/{vol.name()}"
+                        state.objects[("Volume", key)] = LiveObject("Volume", key, vol.XMLDesc(0), True)
+        return state
+
+    def domain_xml(self, name: str) -> str | None:
+        """The saved definition of a guest, or None when there is none."""
+        try:
+            return self.conn.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise AdapterError("read", name, exc.get_error_message()) from None
+
+    # --- changing ------------------------------------------------------------------------------
+
+    def _lookup(self, kind: str, name: str):
+        if kind == "Guest":
+            return self.conn.lookupByName(name)
+        if kind == "Network":
+            return self.conn.networkLookupByName(name)
+        if kind == "StoragePool":
+            return self.conn.storagePoolLookupByName(name)
+        pool, _, vol = name.partition("/")
+        return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(vol)
+
+    def run(self, kind: str, name: str, op: str, args: dict) -> None:
+        """Execute one plan op on one object."""
+        with _call(op, f"{kind}/{name}"):
+            getattr(self, f"_op_{op}")(kind, name, **args)
+
+    def _op_define_domain(self, kind, name, xml):
+        self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+
+    def _op_define_network(self, kind, name, xml):
+        self.conn.networkDefineXMLFlags(xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE)
+
+    def _op_define_pool(self, kind, name, xml):
+        self.conn.storagePoolDefineXML(xml, libvirt.VIR_STORAGE_POOL_DEFINE_VALIDATE)
+
+    def _op_build_pool(self, kind, name):
+        self._lookup(kind, name).build(0)
+
+    def _op_start(self, kind, name):
+        self._lookup(kind, name).create()
+
+    def _op_stop(self, kind, name):
+        self._lookup(kind, name).destroy()
+
+    def _op_set_autostart(self, kind, name, flag):
+        self._lookup(kind, name).setAutostart(int(flag))
+
+    def _op_set_memory(self, kind, name, kib):
+        self._lookup(kind, name).setMemoryFlags(kib, LIVE_CONFIG)
+
+    def _op_set_vcpus(self, kind, name, count):
+        self._lookup(kind, name).setVcpusFlags(count, LIVE_CONFIG)
+
+    def _op_attach_device(self, kind, name, xml):
+        self._lookup(kind, name).attachDeviceFlags(xml, LIVE_CONFIG)
+
+    def _op_update_device(self, kind, name, xml):
+        self._lookup(kind, name).updateDeviceFlags(xml, LIVE_CONFIG)
+
+    def _op_set_live_owner(self, kind, name, hash):
+        from . import __version__
+        self._lookup(kind, name).setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<owner hash="{hash}" tool="virt-reconcile/{__version__}"/>',
+            OWNER_PREFIX, OWNER_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def _op_shutdown(self, kind, name, timeout, force):
+        """ACPI shutdown, waiting up to `timeout` s; then power off only when `force`."""
+        dom = self._lookup(kind, name)
+        if dom.isActive():
+            dom.shutdown()
+        deadline = time.monotonic() + timeout
+        while dom.isActive():
+            if time.monotonic() > deadline:
+                if force:
+                    dom.destroy()
+                    break
+                raise libvirt.libvirtError(f"the guest did not shut down within {timeout} s "
+                                           "(use --force-stop to power it off after the timeout)")
+            time.sleep(0.5)
+
+    def _op_restart(self, kind, name, timeout, force):
+        self._op_shutdown(kind, name, timeout, force)
+        self._lookup(kind, name).create()
+
+    def _op_network_update(self, kind, name, command, section, xml, mac):
+        net = self._lookup(kind, name)
+        flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
+        if net.isActive():
+            flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
+        net.update(_NET_COMMANDS[command], _NET_SECTIONS[section], -1, xml, flags)
+
+    def _op_create_volume(self, kind, name, pool, volume, xml):
+        # libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so check the schema here instead.
+        problems = rng.errors("Volume", xml)
+        if problems:
+            raise libvirt.libvirtError("volume XML does not match storagevol.rng: " + "; ".join(problems))
+        self.conn.storagePoolLookupByName(pool).createXML(xml, 0)
+
+    def _op_delete_volume(self, kind, name, pool, volume):
+        self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).delete(0)
+
+    def _op_resize_volume(self, kind, name, pool, volume, capacity, shrink):
+        vol = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume)
+        vol.resize(capacity, libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if shrink else 0)

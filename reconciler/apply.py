@@ -1,0 +1,78 @@
+"""Execute a plan: each action's ops in order; dependents of a failed action are skipped."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from . import carry
+from .errors import AdapterError
+from .plan import Action, Plan
+
+
+class HostPort(Protocol):
+    """What apply needs from a host connection (adapter.Host implements it)."""
+
+    def run(self, kind: str, name: str, op: str, args: dict) -> None: ...
+    def domain_xml(self, name: str) -> str | None: ...
+
+
+@dataclass
+class Result:
+    """Outcome of one action: done, failed (with libvirt's message), skipped (with why)."""
+
+    address: str
+    status: str
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Options:
+    restart: bool = False          # run pending guest restarts
+    allow_destroy: bool = False    # run destructive actions
+    shutdown_timeout: int = 120    # seconds a guest gets to shut down on ACPI
+    force_stop: bool = False       # power a guest off when it ignores the shutdown request
+
+
+def _blocked(action: Action, options: Options) -> str | None:
+    if action.impact == "destructive" and not options.allow_destroy:
+        return "destructive: re-run with --allow-destroy to do it"
+    return None
+
+
+def run_action(action: Action, host: HostPort, options: Options) -> Result:
+    """Run one action's ops; a restart op runs only with options.restart."""
+    notes = []
+    for op in action.ops:
+        args = dict(op.args)
+        if op.name == "restart" and not options.restart:
+            notes.append("restart pending: the running guest keeps its old definition (apply --restart)")
+            continue
+        if op.name in ("shutdown", "restart"):
+            args |= {"timeout": options.shutdown_timeout, "force": options.force_stop}
+        if op.name == "define_domain":
+            args["xml"] = carry.domain(args["xml"], host.domain_xml(action.name))
+        host.run(action.kind, action.name, op.name, args)
+    return Result(action.address, "done", notes=notes)
+
+
+def apply(plan: Plan, hosts: dict[str, HostPort], options: Options,
+          progress: Callable[[Action, Result], None] = lambda a, r: None) -> list[Result]:
+    """Run every action in plan order and report each one."""
+    results: list[Result] = []
+    not_done: set[str] = set()
+    for action in plan.actions:
+        failed_dep = next((d for d in action.deps if d in not_done), None)
+        blocked = _blocked(action, options)
+        if failed_dep or blocked:
+            result = Result(action.address, "skipped", f"because {failed_dep} did not succeed" if failed_dep else blocked)
+        else:
+            try:
+                result = run_action(action, hosts[action.host], options)
+            except AdapterError as exc:
+                result = Result(action.address, "failed", str(exc))
+        if result.status != "done":
+            not_done.add(action.address)
+        results.append(result)
+        progress(action, result)
+    return results

@@ -1,0 +1,203 @@
+"""Validate SourceDocs into a Manifest: schema per kind, then references between objects."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from .errors import Diagnostic, ManifestError
+from .loader import SourceDoc
+from .models import DOC_MODELS, GuestDoc, HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc
+
+# Order in which kinds are created; deletion runs the other way.
+KIND_ORDER = ("Network", "StoragePool", "Volume", "Guest")
+
+
+@dataclass(frozen=True, order=True)
+class Ref:
+    """Address of one object: host, kind and name (a volume's name is 'pool/volume')."""
+
+    host: str
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.kind}/{self.name}"
+
+
+@dataclass
+class Item:
+    """A validated document with its address and where it came from."""
+
+    ref: Ref
+    doc: NetworkDoc | StoragePoolDoc | VolumeDoc | GuestDoc
+    source: SourceDoc
+
+    @property
+    def spec(self):
+        return self.doc.spec
+
+
+@dataclass
+class Manifest:
+    """Every host and every object, validated and cross-checked."""
+
+    hosts: dict[str, HostDoc] = field(default_factory=dict)
+    items: dict[Ref, Item] = field(default_factory=dict)
+
+    def for_host(self, host: str) -> list[Item]:
+        """Objects of one host in creation order (kind order, then name)."""
+        found = [i for r, i in self.items.items() if r.host == host]
+        return sorted(found, key=lambda i: (KIND_ORDER.index(i.ref.kind), i.ref.name))
+
+    def get(self, host: str, kind: str, name: str) -> Item | None:
+        return self.items.get(Ref(host, kind, name))
+
+
+def _field(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _schema_errors(src: SourceDoc, exc: ValidationError) -> list[Diagnostic]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        out.append(Diagnostic(src.file, src.line_of(loc), _field(loc), msg))
+    return out
+
+
+def _parse(src: SourceDoc) -> tuple[object | None, list[Diagnostic]]:
+    data = src.data
+    if not isinstance(data, dict):
+        return None, [Diagnostic(src.file, src.line, "", "a document must be a mapping with kind, metadata, spec")]
+    kind = data.get("kind")
+    model = DOC_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        known = ", ".join(DOC_MODELS)
+        return None, [Diagnostic(src.file, src.line_of(("kind",)), "kind", f"unknown kind {kind!r} (known: {known})")]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, _schema_errors(src, exc)
+
+
+def _host_of(doc, src: SourceDoc, hosts: dict[str, HostDoc]) -> tuple[str | None, Diagnostic | None]:
+    wanted = doc.metadata.host
+    if wanted is not None:
+        if wanted in hosts:
+            return wanted, None
+        return None, Diagnostic(src.file, src.line_of(("metadata", "host")), "metadata.host",
+                                f"no Host named {wanted!r} is declared")
+    if len(hosts) == 1:
+        return next(iter(hosts)), None
+    why = "no Host is declared" if not hosts else "several Hosts are declared: name one"
+    return None, Diagnostic(src.file, src.line_of(("metadata",)), "metadata.host", why)
+
+
+def build(sources: list[SourceDoc]) -> Manifest:
+    """Validate every document and every reference; raise one ManifestError listing all problems."""
+    problems: list[Diagnostic] = []
+    parsed = []
+    for src in sources:
+        doc, errs = _parse(src)
+        problems += errs
+        if doc is not None:
+            parsed.append((doc, src))
+    manifest = Manifest()
+    seen: dict[Ref, SourceDoc] = {}
+    for doc, src in parsed:
+        if isinstance(doc, HostDoc):
+            ref = Ref(doc.metadata.name, "Host", doc.metadata.name)
+            if ref in seen:
+                problems.append(_duplicate(src, seen[ref], ref))
+            seen[ref] = src
+            manifest.hosts[doc.metadata.name] = doc
+    for doc, src in parsed:
+        if isinstance(doc, HostDoc):
+            continue
+        host, err = _host_of(doc, src, manifest.hosts)
+        if err:
+            problems.append(err)
+            continue
+        name = f"{doc.spec.pool}/{doc.metadata.name}" if isinstance(doc, VolumeDoc) else doc.metadata.name
+        ref = Ref(host, doc.kind, name)
+        if ref in seen:
+            problems.append(_duplicate(src, seen[ref], ref))
+            continue
+        seen[ref] = src
+        manifest.items[ref] = Item(ref, doc, src)
+    problems += check_references(manifest)
+    if problems:
+        raise ManifestError(problems)
+    return manifest
+
+
+def _duplicate(src: SourceDoc, first: SourceDoc, ref: Ref) -> Diagnostic:
+    return Diagnostic(src.file, src.line_of(("metadata", "name")), "metadata.name",
+                      f"duplicate {ref.kind} {ref.name!r} on host {ref.host!r} (first at {first.file}:{first.line})")
+
+
+def check_references(manifest: Manifest) -> list[Diagnostic]:
+    """Dangling references and host-wide conflicts (subnets, bridges, pool paths)."""
+    problems = []
+    for item in manifest.items.values():
+        problems += _REF_CHECKS.get(item.ref.kind, lambda m, i: [])(manifest, item)
+    for host in manifest.hosts:
+        problems += _host_conflicts(manifest.for_host(host))
+    return problems
+
+
+def _diag(item: Item, path: tuple, message: str) -> Diagnostic:
+    return Diagnostic(item.source.file, item.source.line_of(path), _field(path), message)
+
+
+def _volume_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:
+    if manifest.get(item.ref.host, "StoragePool", item.spec.pool):
+        return []
+    return [_diag(item, ("spec", "pool"), f"no StoragePool {item.spec.pool!r} is declared on host {item.ref.host!r}")]
+
+
+def _guest_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:
+    out = []
+    host = item.ref.host
+    for n, disk in enumerate(item.spec.disks):
+        if disk.volume and not manifest.get(host, "Volume", disk.volume):
+            out.append(_diag(item, ("spec", "disks", n, "volume"),
+                             f"no Volume {disk.volume!r} is declared on host {host!r}"))
+    for n, nic in enumerate(item.spec.interfaces):
+        if not manifest.get(host, "Network", nic.network):
+            out.append(_diag(item, ("spec", "interfaces", n, "network"),
+                             f"no Network {nic.network!r} is declared on host {host!r}"))
+    return out
+
+
+_REF_CHECKS = {"Volume": _volume_refs, "Guest": _guest_refs}
+
+
+def _host_conflicts(items: list[Item]) -> list[Diagnostic]:
+    out = []
+    nets = [i for i in items if i.ref.kind == "Network"]
+    for a, b in itertools.combinations(nets, 2):
+        if a.spec.bridge and a.spec.bridge == b.spec.bridge:
+            out.append(_diag(b, ("spec", "bridge"), f"bridge {b.spec.bridge!r} is also used by Network {a.ref.name!r}"))
+        if a.spec.ipv4 and b.spec.ipv4 and a.spec.ipv4.address.network.overlaps(b.spec.ipv4.address.network):
+            out.append(_diag(b, ("spec", "ipv4", "address"),
+                             f"{b.spec.ipv4.address.network} overlaps {a.spec.ipv4.address.network} "
+                             f"of Network {a.ref.name!r} (DHCP ranges and routes would clash)"))
+    pools = [i for i in items if i.ref.kind == "StoragePool"]
+    for a, b in itertools.combinations(pools, 2):
+        if a.spec.path.rstrip("/") == b.spec.path.rstrip("/"):
+            out.append(_diag(b, ("spec", "path"), f"path {b.spec.path} is also the path of StoragePool {a.ref.name!r}"))
+    macs: dict[str, Item] = {}
+    for guest in (i for i in items if i.ref.kind == "Guest"):
+        for n, nic in enumerate(guest.spec.interfaces):
+            if nic.mac and nic.mac in macs and macs[nic.mac] is not guest:
+                out.append(_diag(guest, ("spec", "interfaces", n, "mac"),
+                                 f"MAC {nic.mac} is also used by Guest {macs[nic.mac].ref.name!r}"))
+            elif nic.mac:
+                macs[nic.mac] = guest
+    return out

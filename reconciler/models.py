@@ -1,0 +1,245 @@
+"""The manifest contract: pydantic models of every kind (the JSON Schema is generated from here)."""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from .units import human_size, parse_size
+
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
+MAC_PATTERN = r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$"
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    PlainSerializer(human_size, return_type=str),
+    Field(json_schema_extra={"type": ["string", "integer"], "examples": ["512MiB", "20GiB"]}),
+]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=200)]
+Mac = Annotated[str, Field(pattern=MAC_PATTERN), BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
+IfName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$")]
+
+
+class Strict(BaseModel):
+    """Base of every manifest model: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metadata(Strict):
+    name: Name
+    host: str | None = None
+    labels: dict[str, str] = {}
+
+
+# --- Host -------------------------------------------------------------------------------------
+
+class HostSpec(Strict):
+    uri: str = Field(min_length=1, description="libvirt connection URI, e.g. qemu:///system")
+
+
+# --- Network ----------------------------------------------------------------------------------
+
+class DhcpHost(Strict):
+    mac: Mac
+    ip: ipaddress.IPv4Address
+    name: str | None = None
+
+
+class Dhcp(Strict):
+    range: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = None
+    hosts: list[DhcpHost] = []
+
+
+class IPv4(Strict):
+    address: ipaddress.IPv4Interface = Field(description="the host side address with prefix, e.g. 10.0.0.1/24")
+    dhcp: Dhcp | None = None
+
+    @model_validator(mode="after")
+    def _dhcp_inside_subnet(self) -> "IPv4":
+        net = self.address.network
+        if self.dhcp and self.dhcp.range:
+            start, end = self.dhcp.range
+            if start not in net or end not in net:
+                raise ValueError(f"dhcp.range {start}-{end} is not inside {net}")
+            if start > end:
+                raise ValueError(f"dhcp.range starts after it ends ({start} > {end})")
+        for host in self.dhcp.hosts if self.dhcp else []:
+            if host.ip not in net:
+                raise ValueError(f"dhcp host {host.mac} ip {host.ip} is not inside {net}")
+        if self.dhcp:
+            macs = [h.mac for h in self.dhcp.hosts]
+            dup = {m for m in macs if macs.count(m) > 1}
+            if dup:
+                raise ValueError(f"dhcp hosts repeat the MAC {', '.join(sorted(dup))}")
+        return self
+
+
+class NetworkSpec(Strict):
+    forward: Literal["nat", "route", "open", "isolated", "bridge"] = "nat"
+    bridge: IfName | None = Field(None, description="bridge device; with forward: bridge, an existing host bridge")
+    ipv4: IPv4 | None = None
+    mtu: int | None = Field(None, ge=68, le=65535)
+    autostart: bool = True
+
+    @model_validator(mode="after")
+    def _forward_needs(self) -> "NetworkSpec":
+        if self.forward == "bridge":
+            if not self.bridge:
+                raise ValueError("forward: bridge needs 'bridge', the name of an existing host bridge")
+            if self.ipv4:
+                raise ValueError("forward: bridge networks have no ipv4: the host bridge's LAN serves addresses")
+        elif self.forward in ("nat", "route") and not self.ipv4:
+            raise ValueError(f"forward: {self.forward} needs ipv4")
+        return self
+
+
+# --- Storage ----------------------------------------------------------------------------------
+
+class StoragePoolSpec(Strict):
+    type: Literal["dir"] = "dir"
+    path: str = Field(pattern=r"^/", description="absolute directory path")
+    autostart: bool = True
+
+
+class VolumeSpec(Strict):
+    pool: Name
+    capacity: Size
+    format: Literal["qcow2", "raw"] = "qcow2"
+
+    @model_validator(mode="after")
+    def _positive(self) -> "VolumeSpec":
+        if self.capacity <= 0:
+            raise ValueError("capacity must be more than 0")
+        return self
+
+
+# --- Guest ------------------------------------------------------------------------------------
+
+class Vcpus(Strict):
+    current: int | None = Field(None, ge=1, description="vCPUs online now; defaults to max")
+    max: int = Field(ge=1, le=4096)
+
+    @model_validator(mode="after")
+    def _current_le_max(self) -> "Vcpus":
+        if self.current is not None and self.current > self.max:
+            raise ValueError(f"current ({self.current}) is above max ({self.max})")
+        return self
+
+
+class Memory(Strict):
+    current: Size | None = Field(None, description="balloon target; defaults to max")
+    max: Size
+
+    @model_validator(mode="after")
+    def _current_le_max(self) -> "Memory":
+        if self.max < 1024**2:
+            raise ValueError("max must be at least 1MiB")
+        if self.current is not None and self.current > self.max:
+            raise ValueError(f"current ({human_size(self.current)}) is above max ({human_size(self.max)})")
+        return self
+
+
+def _short_form(key: str):
+    """Let `vcpus: 2` / `memory: 512MiB` stand for {max: ...}."""
+    return BeforeValidator(lambda v: {key: v} if isinstance(v, (int, str)) and not isinstance(v, bool) else v)
+
+
+class Disk(Strict):
+    device: Literal["disk", "cdrom"] = "disk"
+    volume: str | None = Field(None, pattern=r"^[^/]+/[^/]+$", description="pool/volume of a declared Volume")
+    path: str | None = Field(None, pattern=r"^/", description="image file (for a cdrom: the media)")
+    format: Literal["qcow2", "raw"] | None = Field(None, description="defaults to the volume's format, or raw")
+    bus: Literal["virtio", "sata", "scsi", "usb"] | None = Field(None, description="virtio for disks, sata for cdroms")
+    target: str | None = Field(None, pattern=r"^(vd|sd|hd)[a-z]{1,2}$")
+    readonly: bool | None = Field(None, description="defaults to true for a cdrom, false for a disk")
+
+    @model_validator(mode="after")
+    def _source(self) -> "Disk":
+        if self.volume and self.path:
+            raise ValueError("give either volume or path, not both")
+        if self.device == "disk" and not (self.volume or self.path):
+            raise ValueError("a disk needs a volume or a path")
+        return self
+
+
+class Interface(Strict):
+    network: Name
+    mac: Mac | None = Field(None, description="pinned MAC; when left out, kept from the live guest or derived")
+    model: Literal["virtio", "e1000e", "e1000", "rtl8139"] = "virtio"
+
+
+class Graphics(Strict):
+    type: Literal["vnc"] = "vnc"
+    listen: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address("127.0.0.1")
+    port: int | None = Field(None, ge=5900, le=65535, description="fixed port; left out: allocated at start")
+
+
+class Cpu(Strict):
+    mode: Literal["host-model", "host-passthrough", "maximum"]
+
+
+class GuestSpec(Strict):
+    state: Literal["running", "shutoff"] = "running"
+    autostart: bool = False
+    vcpus: Annotated[Vcpus, _short_form("max")]
+    memory: Annotated[Memory, _short_form("max")]
+    machine: str = Field("q35", pattern=r"^[a-z0-9_.-]+$", description="q35, pc or a versioned type")
+    cpu: Cpu | None = None
+    type: Literal["kvm", "qemu"] | None = Field(None, description="left out: kvm where the host has it")
+    disks: list[Disk] = []
+    interfaces: list[Interface] = []
+    graphics: Graphics | None = None
+    console: bool = Field(True, description="a serial console on a pty")
+    boot: list[Literal["hd", "cdrom", "network"]] = Field(["hd"], min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> "GuestSpec":
+        targets = [d.target for d in self.disks if d.target]
+        if len(targets) != len(set(targets)):
+            raise ValueError(f"disk targets repeat: {sorted(targets)}")
+        macs = [i.mac for i in self.interfaces if i.mac]
+        if len(macs) != len(set(macs)):
+            raise ValueError(f"interface MACs repeat: {sorted(macs)}")
+        return self
+
+
+# --- Documents --------------------------------------------------------------------------------
+
+class HostDoc(Strict):
+    kind: Literal["Host"]
+    metadata: Metadata
+    spec: HostSpec
+
+
+class NetworkDoc(Strict):
+    kind: Literal["Network"]
+    metadata: Metadata
+    spec: NetworkSpec
+
+
+class StoragePoolDoc(Strict):
+    kind: Literal["StoragePool"]
+    metadata: Metadata
+    spec: StoragePoolSpec
+
+
+class VolumeDoc(Strict):
+    kind: Literal["Volume"]
+    metadata: Metadata
+    spec: VolumeSpec
+
+
+class GuestDoc(Strict):
+    kind: Literal["Guest"]
+    metadata: Metadata
+    spec: GuestSpec
+
+
+DOC_MODELS = {m.model_fields["kind"].annotation.__args__[0]: m
+              for m in (HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc)}
+Document = Annotated[Union[HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc], Field(discriminator="kind")]
+KINDS = tuple(DOC_MODELS)

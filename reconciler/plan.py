@@ -1,0 +1,128 @@
+"""A plan is data: ordered actions with before, after, reason, impact and the ops apply runs."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import __version__
+from .errors import PlanFileError
+
+FORMAT_VERSION = "1.0"
+
+# Impact of a change, from mildest to worst.
+IMPACTS = ("live", "restart", "disruptive", "destructive")
+IMPACT_HELP = {
+    "live": "takes effect now, nothing restarts",
+    "restart": "the guest must restart for it to take effect (apply --restart does it)",
+    "disruptive": "apply restarts or stops a running object (network, pool, guest)",
+    "destructive": "data is lost: apply needs --allow-destroy",
+}
+SYMBOLS = {"create": "+", "update": "~", "recreate": "-/+", "start": ">", "stop": "#", "restart": "@"}
+
+
+def worst(impacts) -> str:
+    return max(impacts, key=IMPACTS.index, default="live")
+
+
+@dataclass
+class Change:
+    """One field: path, live value, desired value, and what changing it costs."""
+
+    path: str
+    before: Any
+    after: Any
+    impact: str
+
+
+@dataclass
+class Op:
+    """One libvirt step of an action, run by apply in order."""
+
+    name: str
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class Action:
+    """What to do to one object, and why."""
+
+    host: str
+    kind: str
+    name: str
+    action: str
+    impact: str
+    reason: str
+    changes: list[Change] = field(default_factory=list)
+    before: dict | None = None
+    after: dict | None = None
+    ops: list[Op] = field(default_factory=list)
+    deps: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}/{self.kind}/{self.name}"
+
+
+@dataclass
+class Plan:
+    """Every action for every host, in the order apply runs them."""
+
+    hosts: dict[str, str]
+    actions: list[Action] = field(default_factory=list)
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    tool_version: str = __version__
+    format_version: str = FORMAT_VERSION
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def summary(self) -> dict:
+        counts = {a: 0 for a in SYMBOLS}
+        impacts = {i: 0 for i in IMPACTS}
+        for action in self.actions:
+            counts[action.action] += 1
+            impacts[action.impact] += 1
+        return {"actions": counts, "impacts": impacts}
+
+    def to_json(self, with_ops: bool = True) -> dict:
+        doc = {"format_version": self.format_version, "tool_version": self.tool_version,
+               "created_at": self.created_at, "hosts": self.hosts, "summary": self.summary(),
+               "changes": [_action_json(a, with_ops) for a in self.actions]}
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Plan":
+        major = str(doc.get("format_version", "")).split(".")[0]
+        if major != FORMAT_VERSION.split(".")[0]:
+            raise PlanFileError(f"plan format_version {doc.get('format_version')!r} is not {FORMAT_VERSION}")
+        actions = []
+        for a in doc["changes"]:
+            a = dict(a)
+            a.pop("address", None)
+            a["changes"] = [Change(**c) for c in a.get("changes", [])]
+            a["ops"] = [Op(**o) for o in a.get("ops", [])]
+            actions.append(Action(**a))
+        return cls(hosts=doc["hosts"], actions=actions, created_at=doc["created_at"],
+                   tool_version=doc["tool_version"], format_version=doc["format_version"])
+
+    def save(self, path) -> None:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(self.to_json(), out, indent=1, default=str)
+
+    @classmethod
+    def load(cls, path) -> "Plan":
+        try:
+            with open(path, encoding="utf-8") as src:
+                return cls.from_json(json.load(src))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PlanFileError(f"cannot read plan {path}: {exc}") from None
+
+
+def _action_json(action: Action, with_ops: bool) -> dict:
+    doc = {"address": action.address, **asdict(action)}
+    if not with_ops:
+        doc.pop("ops")
+    return doc

@@ -1,0 +1,205 @@
+"""Per-kind planners: desired vs live -> Action (pure: no libvirt, no I/O)."""
+from __future__ import annotations
+
+from . import fields
+from .desired import Desired
+from .diff import FieldChange, diff, flatten
+from .live import LiveObject
+from .plan import Action, Change, Op, worst
+
+
+def _action(desired: Desired, action: str, reason: str, changes: list[Change], ops: list[Op],
+            before: dict | None) -> Action:
+    ref = desired.ref
+    return Action(ref.host, ref.kind, ref.name, action, worst(c.impact for c in changes), reason,
+                  changes, before, desired.fields, ops, desired.deps)
+
+
+def _created(desired: Desired) -> list[Change]:
+    return [Change(path, None, value, "live") for path, value in flatten(desired.fields)]
+
+
+def _marker(field_changes, live: LiveObject, desired: Desired) -> list[Change]:
+    """Show a refresh of the owner marker when nothing else changes (so no action is silent)."""
+    if field_changes:
+        return []
+    return [Change("owner.hash", fields.owner_hash(live.xml), desired.hash, "live")]
+
+
+def _autostart(desired: Desired, live: LiveObject, ops: list[Op]) -> list[Change]:
+    if desired.autostart is None or desired.autostart == live.autostart:
+        return []
+    ops.append(Op("set_autostart", {"flag": desired.autostart}))
+    return [Change("autostart", live.autostart, desired.autostart, "live")]
+
+
+# --- Guest ------------------------------------------------------------------------------------
+
+def _free_pci_slots(live_xml: str) -> int:
+    """Hot-plug capacity of a running guest: free pcie-root-ports on q35, plenty on i440fx."""
+    root = fields.parse(live_xml)
+    if not root.xpath("devices/controller[@type='pci'][@model='pcie-root']"):
+        return 8
+    ports = {int(i) for i in root.xpath("devices/controller[@model='pcie-root-port']/@index")}
+    used = {int(b, 16) for b in root.xpath("devices/*/address[@type='pci']/@bus")}
+    return len(ports - used)
+
+
+def _guest_live_op(change: FieldChange, desired: Desired, running: dict, slots: list[int]) -> Op | None:
+    """The op that applies `change` to the running guest, or None when it needs a restart."""
+    parts = change.parts
+    if change.path == "memory.current" and change.after <= running["memory"]["max"]:
+        return Op("set_memory", {"kib": change.after // 1024})
+    if change.path == "vcpus.current" and running["vcpus"]["current"] < change.after <= running["vcpus"]["max"]:
+        return Op("set_vcpus", {"count": change.after})
+    if parts[0] in ("disks", "interfaces") and len(parts) == 2 and change.before is None:
+        if change.after.get("device", "disk") == "disk" and slots[0] > 0:
+            slots[0] -= 1
+            return Op("attach_device", {"xml": desired.parts[(parts[0], parts[1])]})
+    if parts[0] == "disks" and parts[2:] == ["path"] and desired.fields["disks"][parts[1]]["device"] == "cdrom":
+        return Op("update_device", {"xml": desired.parts[("disks", parts[1])]})
+    return None
+
+
+def guest(desired: Desired, live: LiveObject | None) -> Action | None:
+    if live is None:
+        ops = [Op("define_domain", {"xml": desired.xml})]
+        ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
+        ops += [Op("start")] if desired.state == "running" else []
+        return _action(desired, "create", "not on the host", _created(desired), ops, None)
+    have = fields.read("Guest", live.xml)
+    field_changes = diff(desired.fields, have)
+    running = live.active and live.live_xml is not None
+    changes, ops, live_ops = [], [], []
+    if running:
+        run_values, slots = fields.read("Guest", live.live_xml), [_free_pci_slots(live.live_xml)]
+        for fc in field_changes:
+            op = _guest_live_op(fc, desired, run_values, slots)
+            live_ops += [op] if op else []
+            changes.append(Change(fc.path, fc.before, fc.after, "live" if op else "restart"))
+    else:
+        changes = [Change(fc.path, fc.before, fc.after, "live") for fc in field_changes]
+    pending = running and fields.owner_hash(live.live_xml) != fields.owner_hash(live.xml)
+    if field_changes or fields.owner_hash(live.xml) != desired.hash:
+        ops += live_ops + [Op("define_domain", {"xml": desired.xml})]
+        changes += _marker(field_changes, live, desired)
+        if running and all(c.impact == "live" for c in changes) and not pending:
+            ops.append(Op("set_live_owner", {"hash": desired.hash}))
+    changes += _autostart(desired, live, ops)
+    needs_restart = any(c.impact == "restart" for c in changes) or pending
+    if desired.state == "running" and not live.active:
+        changes.append(Change("state", "shutoff", "running", "live"))
+        ops.append(Op("start"))
+    elif desired.state == "shutoff" and live.active:
+        changes.append(Change("state", "running", "shutoff", "disruptive"))
+        ops.append(Op("shutdown"))
+    elif needs_restart:
+        if pending and not field_changes:
+            changes.append(Change("definition", "running an older definition", "saved definition", "restart"))
+        ops.append(Op("restart"))
+    if not changes and not ops:
+        return None
+    verb, reason = _guest_verb(changes, field_changes, pending)
+    return _action(desired, verb, reason, changes, ops, have)
+
+
+def _guest_verb(changes: list[Change], field_changes, pending: bool) -> tuple[str, str]:
+    paths = {c.path for c in changes}
+    if not field_changes and paths <= {"state", "definition", "autostart"}:
+        if "state" in paths:
+            return ("start" if changes[-1].after == "running" else "stop"), "state differs from the manifest"
+        if "definition" in paths:
+            return "restart", "the running guest differs from its saved definition: a restart is pending"
+    if any(c.impact == "restart" for c in changes):
+        return "update", "saved definition changes; the running guest keeps the old one until it restarts"
+    return "update", "fields differ from the manifest"
+
+
+# --- Network ----------------------------------------------------------------------------------
+
+_DHCP_COMMANDS = {(True, False): "add", (False, True): "delete", (False, False): "modify"}
+
+
+def network(desired: Desired, live: LiveObject | None) -> Action | None:
+    if live is None:
+        ops = [Op("define_network", {"xml": desired.xml}), Op("start")]
+        ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
+        return _action(desired, "create", "not on the host", _created(desired), ops, None)
+    have = fields.read("Network", live.xml)
+    changes, ops, needs_restart = [], [], False
+    for fc in diff(desired.fields, have):
+        parts = fc.parts
+        if parts[0] == "dhcp_hosts":
+            mac = parts[1]
+            command = _DHCP_COMMANDS[(fc.before is None and len(parts) == 2, fc.after is None)]
+            xml = desired.parts.get(("dhcp_hosts", mac)) or f'<host mac="{mac}"/>'
+            if live.active and not any(o.args.get("mac") == mac for o in ops):
+                ops.append(Op("network_update", {"command": command, "section": "ip-dhcp-host",
+                                                 "xml": xml, "mac": mac}))
+            changes.append(Change(fc.path, fc.before, fc.after, "live"))
+        else:
+            needs_restart = needs_restart or live.active
+            changes.append(Change(fc.path, fc.before, fc.after, "disruptive" if live.active else "live"))
+    if changes or fields.owner_hash(live.xml) != desired.hash:
+        ops.append(Op("define_network", {"xml": desired.xml}))
+        changes += _marker(changes, live, desired)
+    if needs_restart:
+        ops += [Op("stop"), Op("start")]
+    elif not live.active:
+        changes.append(Change("state", "inactive", "active", "live"))
+        ops.append(Op("start"))
+    changes += _autostart(desired, live, ops)
+    if not changes and not ops:
+        return None
+    reason = ("changes that virNetworkUpdate cannot make: the network restarts and running guests' "
+              "NICs on it lose their link until re-plugged or restarted") if needs_restart else "fields differ"
+    return _action(desired, "update", reason, changes, ops, have)
+
+
+# --- Storage ----------------------------------------------------------------------------------
+
+def pool(desired: Desired, live: LiveObject | None) -> Action | None:
+    if live is None:
+        ops = [Op("define_pool", {"xml": desired.xml}), Op("build_pool"), Op("start")]
+        ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
+        return _action(desired, "create", "not on the host", _created(desired), ops, None)
+    have = fields.read("StoragePool", live.xml)
+    impact = "disruptive" if live.active else "live"
+    changes = [Change(fc.path, fc.before, fc.after, impact) for fc in diff(desired.fields, have)]
+    ops = [Op("define_pool", {"xml": desired.xml})] if changes else []
+    if changes and live.active:
+        ops += [Op("stop"), Op("build_pool"), Op("start")]
+    elif not live.active:
+        changes.append(Change("state", "inactive", "active", "live"))
+        ops.append(Op("start"))
+    changes += _autostart(desired, live, ops)
+    if not changes:
+        return None
+    return _action(desired, "update", "fields differ; a changed pool is restarted", changes, ops, have)
+
+
+def volume(desired: Desired, live: LiveObject | None) -> Action | None:
+    pool_name, _, vol_name = desired.ref.name.partition("/")
+    where = {"pool": pool_name, "volume": vol_name}
+    if live is None:
+        ops = [Op("create_volume", {**where, "xml": desired.xml})]
+        return _action(desired, "create", "not in the pool", _created(desired), ops, None)
+    have = fields.read("Volume", live.xml)
+    changes, ops = [], []
+    for fc in diff(desired.fields, have):
+        if fc.path == "format":
+            changes.append(Change(fc.path, fc.before, fc.after, "destructive"))
+            ops = [Op("delete_volume", where), Op("create_volume", {**where, "xml": desired.xml})]
+            return _action(desired, "recreate", f"a volume's format cannot change in place ({fc.before} -> "
+                           f"{fc.after}): it is deleted and created empty", changes, ops, have)
+        shrink = fc.after < fc.before
+        changes.append(Change(fc.path, fc.before, fc.after, "destructive" if shrink else "live"))
+        ops.append(Op("resize_volume", {**where, "capacity": fc.after, "shrink": shrink}))
+    if not changes:
+        return None
+    reason = "shrinking cuts off data at the end of the volume" if changes[0].impact == "destructive" \
+        else "capacity grows in place"
+    return _action(desired, "update", reason, changes, ops, have)
+
+
+PLANNERS = {"Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}

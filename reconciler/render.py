@@ -1,0 +1,29 @@
+"""Render resolved objects to libvirt XML with the jinja2 templates in templates/ (escaped)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from . import __version__
+from .identity import OWNER_NS
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,  # every value is XML-escaped: names cannot inject elements
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(template: str, **context) -> str:
+    """Render one template (e.g. 'domain.xml.j2') with the owner namespace and tool version."""
+    return _env().get_template(template).render(owner_ns=OWNER_NS, version=__version__, **context)

@@ -1,0 +1,94 @@
+"""The only place that formats output: plans and apply results as text (terraform-style) or JSON."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from .apply import Result
+from .plan import IMPACTS, SYMBOLS, Action, Plan
+from .units import human_size
+
+_COLOURS = {"+": "32", "~": "33", "-/+": "31", ">": "36", "#": "35", "@": "35", "destructive": "31",
+            "failed": "31", "done": "32", "skipped": "33"}
+_SIZE_FIELDS = ("memory.max", "memory.current", "capacity")
+
+
+def use_colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def _paint(text: str, key: str, colour: bool) -> str:
+    code = _COLOURS.get(key)
+    return f"\033[{code}m{text}\033[0m" if colour and code else text
+
+
+def value(path: str, val: Any) -> str:
+    if val is None:
+        return "(none)"
+    if isinstance(val, int) and not isinstance(val, bool) and path.endswith(_SIZE_FIELDS):
+        return human_size(val)
+    if isinstance(val, dict):
+        return "{" + ", ".join(f"{k}: {value(k, v)}" for k, v in val.items()) + "}"
+    return json.dumps(val) if isinstance(val, (str, list, bool)) else str(val)
+
+
+def action_text(action: Action, colour: bool) -> list[str]:
+    sym = SYMBOLS[action.action]
+    head = f"  {_paint(sym, sym, colour)} {action.address}  ({action.action}, impact: " \
+           f"{_paint(action.impact, action.impact, colour)})"
+    lines = [head, f"      # {action.reason}"]
+    for ch in action.changes:
+        tag = f"  [{ch.impact}]" if action.action != "create" else ""
+        if action.action == "create":
+            if ch.after == "":
+                continue
+            lines.append(f"      + {ch.path} = {value(ch.path, ch.after)}")
+        elif ch.before is None:
+            lines.append(f"      + {ch.path} = {value(ch.path, ch.after)}{tag}")
+        elif ch.after is None:
+            lines.append(f"      - {ch.path} = {value(ch.path, ch.before)}{tag}")
+        else:
+            lines.append(f"      ~ {ch.path}: {value(ch.path, ch.before)} -> {value(ch.path, ch.after)}{tag}")
+    return lines
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    acts = ", ".join(f"{n} to {a}" for a, n in s["actions"].items())
+    imps = ", ".join(f"{s['impacts'][i]} {i}" for i in IMPACTS)
+    return f"Plan: {acts}.\nImpact: {imps}."
+
+
+def plan_text(plan: Plan, stream: TextIO = sys.stdout) -> None:
+    colour = use_colour(stream)
+    hosts = ", ".join(f"{h} ({u})" for h, u in plan.hosts.items())
+    print(f"virt-reconcile plan for {hosts}", file=stream)
+    if plan.empty:
+        print("\nNo changes. The hosts match the manifests.", file=stream)
+        return
+    print("", file=stream)
+    for action in plan.actions:
+        print("\n".join(action_text(action, colour)), file=stream)
+        print("", file=stream)
+    print(summary_line(plan), file=stream)
+
+
+def plan_json(plan: Plan, stream: TextIO = sys.stdout) -> None:
+    json.dump(plan.to_json(with_ops=False), stream, indent=2, default=str)
+    stream.write("\n")
+
+
+def result_text(action: Action, result: Result, stream: TextIO = sys.stdout) -> None:
+    colour = use_colour(stream)
+    status = _paint(result.status, result.status, colour)
+    msg = f": {result.message}" if result.message else ""
+    print(f"  {action.address}: {action.action} {status}{msg}", file=stream)
+    for note in result.notes:
+        print(f"      note: {note}", file=stream)
+
+
+def results_summary(results: list[Result]) -> str:
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "failed", "skipped")}
+    return "Apply: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."

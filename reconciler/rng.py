@@ -1,0 +1,24 @@
+"""Validate XML against libvirt's RelaxNG schemas in-process (what virt-xml-validate does)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lxml import etree
+
+SCHEMA_DIR = Path("/usr/share/libvirt/schemas")
+SCHEMAS = {"Guest": "domain.rng", "Network": "network.rng", "StoragePool": "storagepool.rng",
+           "Volume": "storagevol.rng"}
+
+
+@lru_cache(maxsize=None)
+def _schema(kind: str) -> etree.RelaxNG:
+    return etree.RelaxNG(etree.parse(str(SCHEMA_DIR / SCHEMAS[kind])))
+
+
+def errors(kind: str, xml: str) -> list[str]:
+    """Schema violations of `xml` as a document of `kind` ([] when valid)."""
+    schema = _schema(kind)
+    if schema.validate(etree.fromstring(xml.encode())):
+        return []
+    return [f"line {e.line}: {e.message}" for e in schema.error_log]
