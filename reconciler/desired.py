@@ -36,8 +36,14 @@ def _uuid(item: Item, live: LiveObject | None) -> str:
     return (fields.uuid_of(live.xml) if live else None) or object_uuid(item.ref.kind, item.ref.name)
 
 
-def _hash(item: Item) -> str:
-    return spec_hash(item.ref.kind, item.ref.name, item.spec.model_dump(mode="json"))
+def _rendered(template: str, item: Item, key: str, context: dict) -> tuple[str, dict, str]:
+    """Render, read the fields back, hash them, and render again with the hash in the owner marker.
+
+    The hash covers the canonical fields (not the manifest text), so reformatting a manifest or
+    upgrading the tool's models does not look like a change of definition."""
+    values = fields.read(item.ref.kind, render(template, **{key: context | {"hash": ""}}))
+    digest = spec_hash(item.ref.kind, item.ref.name, values)
+    return render(template, **{key: context | {"hash": digest}}), values, digest
 
 
 def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:
@@ -56,7 +62,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
     nics = [{"network": n.network, "mac": mac, "model": n.model} for n, mac in zip(spec.interfaces, macs)]
     g = {
-        "name": item.ref.name, "uuid": uuid, "hash": _hash(item),
+        "name": item.ref.name, "uuid": uuid,
         "type": spec.type or ("kvm" if "kvm" in state.domain_types else "qemu"),
         "memory_max_kib": -(-spec.memory.max // 1024),
         "memory_current_kib": -(-(spec.memory.current or spec.memory.max) // 1024),
@@ -65,15 +71,14 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "boot": spec.boot, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.console,
     }
-    xml = render("domain.xml.j2", g=g)
-    values = fields.read("Guest", xml)
+    xml, values, digest = _rendered("domain.xml.j2", item, "g", g)
     if spec.type is None:
         values["type"] = None           # derived from the host: not a stated field
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
     parts |= {("interfaces", n["mac"]): render("interface.xml.j2", nic=n) for n in nics}
-    return Desired(item.ref, xml, prune(values), g["hash"], spec.autostart, spec.state, deps, parts)
+    return Desired(item.ref, xml, prune(values), digest, spec.autostart, spec.state, deps, parts)
 
 
 def network(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:
@@ -81,25 +86,24 @@ def network(item: Item, manifest: Manifest, live: LiveObject | None, state: Host
     live_root = fields.parse(live.xml) if live else None
     carried_bridge = live_root.xpath("string(bridge/@name)") if live_root is not None else ""
     n = {
-        "name": item.ref.name, "uuid": _uuid(item, live), "hash": _hash(item),
+        "name": item.ref.name, "uuid": _uuid(item, live),
         "forward": spec.forward, "mtu": spec.mtu, "ipv4": spec.ipv4,
         "bridge": spec.bridge or (carried_bridge if spec.forward != "bridge" else None) or None,
         "mac": live_root.xpath("string(mac/@address)") if live_root is not None else None,
     }
-    xml = render("network.xml.j2", n=n)
+    xml, values, digest = _rendered("network.xml.j2", item, "n", n)
     if not spec.bridge:
-        values = fields.read("Network", xml) | {"bridge": None}
-    else:
-        values = fields.read("Network", xml)
+        values = values | {"bridge": None}
     hosts = spec.ipv4.dhcp.hosts if spec.ipv4 and spec.ipv4.dhcp else []
     parts = {("dhcp_hosts", h.mac): render("dhcp-host.xml.j2", h=h) for h in hosts}
-    return Desired(item.ref, xml, prune(values), n["hash"], spec.autostart, "active", [], parts)
+    return Desired(item.ref, xml, prune(values), digest, spec.autostart, "active", [], parts)
 
 
 def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:
     p = {"name": item.ref.name, "uuid": _uuid(item, live), "type": item.spec.type, "path": item.spec.path}
     xml = render("pool.xml.j2", p=p)
-    return Desired(item.ref, xml, prune(fields.read("StoragePool", xml)), _hash(item),
+    values = fields.read("StoragePool", xml)
+    return Desired(item.ref, xml, prune(values), spec_hash("StoragePool", item.ref.name, values),
                    item.spec.autostart, "active", [])
 
 
@@ -108,7 +112,8 @@ def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
     v = {"name": item.doc.metadata.name, "capacity": spec.capacity, "format": spec.format}
     xml = render("volume.xml.j2", v=v)
     deps = [str(Ref(item.ref.host, "StoragePool", spec.pool))]
-    return Desired(item.ref, xml, prune(fields.read("Volume", xml)), _hash(item), None, None, deps)
+    values = fields.read("Volume", xml)
+    return Desired(item.ref, xml, prune(values), spec_hash("Volume", item.ref.name, values), None, None, deps)
 
 
 BUILDERS = {"Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}

@@ -22,9 +22,9 @@ def derived_mac(guest_uuid: str, index: int) -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
-def spec_hash(kind: str, name: str, spec: dict) -> str:
+def spec_hash(kind: str, name: str, values: dict) -> str:
     """Hash of what is applied: recorded in the owner marker, compared for pending restarts."""
-    blob = json.dumps({"kind": kind, "name": name, "spec": spec}, sort_keys=True, default=str)
+    blob = json.dumps({"kind": kind, "name": name, "fields": values}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

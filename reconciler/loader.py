@@ -87,8 +87,8 @@ def load_file(path: Path) -> list[SourceDoc]:
         raise ManifestError([Diagnostic(str(path), None, "", f"cannot read: {exc}")]) from None
 
 
-def load(paths: list[Path]) -> list[SourceDoc]:
-    """All documents below `paths`, collecting the errors of every file before raising."""
+def load(paths: list[Path]) -> tuple[list[SourceDoc], list[Diagnostic]]:
+    """All documents below `paths`, and the problems of the files that could not be read."""
     docs: list[SourceDoc] = []
     problems: list[Diagnostic] = []
     files = manifest_files(paths)
@@ -100,6 +100,4 @@ def load(paths: list[Path]) -> list[SourceDoc]:
             docs += load_file(path)
         except ManifestError as exc:
             problems += exc.diagnostics
-    if problems:
-        raise ManifestError(problems)
-    return docs
+    return docs, problems

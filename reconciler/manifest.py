@@ -98,9 +98,10 @@ def _host_of(doc, src: SourceDoc, hosts: dict[str, HostDoc]) -> tuple[str | None
     return None, Diagnostic(src.file, src.line_of(("metadata",)), "metadata.host", why)
 
 
-def build(sources: list[SourceDoc]) -> Manifest:
-    """Validate every document and every reference; raise one ManifestError listing all problems."""
-    problems: list[Diagnostic] = []
+def build(sources: list[SourceDoc], problems: list[Diagnostic] | None = None) -> Manifest:
+    """Validate every document and every reference; raise one ManifestError listing all problems
+    (`problems` already found while loading included)."""
+    problems = list(problems or [])
     parsed = []
     for src in sources:
         doc, errs = _parse(src)

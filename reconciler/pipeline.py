@@ -14,7 +14,7 @@ from .plan import Action, Plan
 
 def load(paths: list[Path]) -> Manifest:
     """Read and validate manifests; raises ManifestError with every problem. No libvirt call."""
-    return manifest_mod.build(loader.load(paths))
+    return manifest_mod.build(*loader.load(paths))
 
 
 def _hosts(manifest: Manifest, only: str | None) -> dict[str, str]:

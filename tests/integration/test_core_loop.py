@@ -1,0 +1,201 @@
+"""The core loop on the real libvirtd: create, converge, change in place, keep identity."""
+from __future__ import annotations
+
+import libvirt
+import pytest
+
+from reconciler import fields
+from reconciler.identity import OWNER_NS, object_uuid
+from tests.integration.conftest import IMAGES, restart_libvirtd
+
+pytestmark = pytest.mark.libvirtd
+
+BASE = """\
+kind: Host
+metadata: {name: local}
+spec: {uri: "qemu:///system"}
+---
+kind: Network
+metadata: {name: P-net}
+spec:
+  forward: isolated
+  bridge: P-br
+  ipv4:
+    address: SUBNET.1/24
+    dhcp:
+      range: [SUBNET.100, SUBNET.150]
+      hosts: [{name: vm, mac: "52:54:00:5e:00:01", ip: SUBNET.11}]
+  autostart: false
+---
+kind: StoragePool
+metadata: {name: P-pool}
+spec: {path: /var/lib/libvirt/images/P-pool, autostart: false}
+---
+kind: Volume
+metadata: {name: P-root.qcow2}
+spec: {pool: P-pool, capacity: 64MiB, format: qcow2}
+---
+kind: Volume
+metadata: {name: P-data.qcow2}
+spec: {pool: P-pool, capacity: 32MiB}
+---
+kind: Guest
+metadata: {name: P-vm}
+spec:
+  state: running
+  vcpus: {current: 1, max: 2}
+  memory: {current: 128MiB, max: 256MiB}
+  boot: [hd]
+  disks:
+    - {volume: P-pool/P-root.qcow2}
+    - {device: cdrom}
+  interfaces: [{network: P-net}]
+  graphics: {type: vnc, listen: 127.0.0.1}
+"""
+
+
+def changes(doc):
+    return {(c["kind"], c["name"].split("-", 1)[-1]): c for c in doc["changes"]}
+
+
+def impacts(change):
+    return {c["path"]: c["impact"] for c in change["changes"]}
+
+
+def test_apply_creates_in_order_then_second_plan_is_empty(env):
+    env.write(BASE)
+    code, doc = env.plan()
+    assert code == 2
+    assert [(c["kind"], c["action"]) for c in doc["changes"]] == [
+        ("Network", "create"), ("StoragePool", "create"), ("Volume", "create"), ("Volume", "create"),
+        ("Guest", "create")]
+    env.converge()
+    dom = env.lookup("vm")
+    assert dom.isActive()
+    assert dom.UUIDString() == object_uuid("Guest", env.name("vm"))
+    saved = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert fields.owner_hash(saved) and OWNER_NS in saved
+    net = env.conn.networkLookupByName(env.name("net"))
+    assert fields.owner_hash(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
+    assert env.conn.storagePoolLookupByName(env.name("pool")).UUIDString() == object_uuid("StoragePool", env.name("pool"))
+
+
+def test_plan_stays_empty_after_the_daemon_restarts(env):
+    env.write(BASE)
+    env.converge()
+    restart_libvirtd()
+    code, doc = env.plan()
+    assert code == 0, doc
+    assert env.lookup("vm").isActive()
+
+
+def test_live_changes_apply_without_restart_and_keep_identity(env):
+    path = env.write(BASE)
+    env.converge()
+    dom = env.lookup("vm")
+    uuid, mac = dom.UUIDString(), fields.parse(dom.XMLDesc(0)).xpath("string(devices/interface/mac/@address)")
+    media = IMAGES / f"{env.prefix}-media.iso"      # where QEMU's user may read it
+    media.write_bytes(b"\0" * 4096)
+    text = path.read_text()
+    text = text.replace("current: 1, max: 2", "current: 2, max: 2").replace("current: 128MiB", "current: 192MiB")
+    text = text.replace("    - {device: cdrom}", f"    - {{device: cdrom, path: {media}}}\n"
+                        f"    - {{volume: {env.name('pool')}/{env.name('data.qcow2')}}}")
+    text = text.replace("state: running", "state: running\n  autostart: true")
+    path.write_text(text)
+    code, doc = env.plan()
+    guest = changes(doc)[("Guest", "vm")]
+    assert code == 2 and guest["impact"] == "live"
+    assert impacts(guest) == {"vcpus.current": "live", "memory.current": "live", "disks.sda.path": "live",
+                              "disks.vdb": "live", "autostart": "live"}
+    env.converge()
+    dom = env.lookup("vm")
+    running = fields.read("Guest", dom.XMLDesc(0))
+    assert running["vcpus"]["current"] == 2
+    assert set(running["disks"]) == {"vda", "vdb", "sda"} and running["disks"]["sda"]["path"] == str(media)
+    assert dom.autostart() == 1
+    assert dom.UUIDString() == uuid
+    assert fields.parse(dom.XMLDesc(0)).xpath("string(devices/interface/mac/@address)") == mac
+
+
+def test_restart_changes_wait_for_restart(env):
+    path = env.write(BASE)
+    env.converge()
+    path.write_text(path.read_text().replace("max: 256MiB", "max: 384MiB"))
+    code, doc = env.plan()
+    assert impacts(changes(doc)[("Guest", "vm")]) == {"memory.max": "restart"}
+    done = env.apply()
+    assert done.returncode == 0 and "restart pending" in done.stdout
+    assert env.lookup("vm").maxMemory() == 256 * 1024        # the running guest is untouched
+    code, doc = env.plan()
+    pending = changes(doc)[("Guest", "vm")]
+    assert code == 2 and pending["action"] == "restart" and pending["impact"] == "restart"
+    env.converge("--restart", "--force-stop", "--shutdown-timeout", "1")
+    assert env.lookup("vm").isActive() and env.lookup("vm").maxMemory() == 384 * 1024
+
+
+def test_network_dhcp_hosts_change_live_and_mtu_restarts_it(env):
+    path = env.write(BASE)
+    env.converge()
+    net_uuid = env.conn.networkLookupByName(env.name("net")).UUIDString()
+    path.write_text(path.read_text().replace(
+        'hosts: [{name: vm, mac: "52:54:00:5e:00:01", ip: SUBNET.11}]'.replace("SUBNET.", env.ip(0)[:-1]),
+        f'hosts: [{{name: vm, mac: "52:54:00:5e:00:01", ip: {env.ip(12)}}}, '
+        f'{{name: other, mac: "52:54:00:5e:00:02", ip: {env.ip(13)}}}]'))
+    code, doc = env.plan()
+    net = changes(doc)[("Network", "net")]
+    assert net["impact"] == "live" and set(impacts(net)) == {
+        "dhcp_hosts.52:54:00:5e:00:01.ip", "dhcp_hosts.52:54:00:5e:00:02"}
+    env.converge()
+    live_xml = env.conn.networkLookupByName(env.name("net")).XMLDesc(0)   # running network has them now
+    assert env.ip(13) in live_xml and env.ip(12) in live_xml
+    path.write_text(path.read_text().replace("  autostart: false\n---\nkind: StoragePool",
+                                             "  mtu: 1400\n  autostart: false\n---\nkind: StoragePool", 1))
+    code, doc = env.plan()
+    assert changes(doc)[("Network", "net")]["impact"] == "disruptive"
+    env.converge()
+    net = env.conn.networkLookupByName(env.name("net"))
+    assert net.isActive() and "<mtu size='1400'/>" in net.XMLDesc(0) and net.UUIDString() == net_uuid
+
+
+def test_volume_grows_live_and_shrinking_needs_allow_destroy(env):
+    path = env.write(BASE)
+    env.converge()
+    path.write_text(path.read_text().replace("capacity: 32MiB", "capacity: 48MiB"))
+    env.converge()
+    vol = env.conn.storagePoolLookupByName(env.name("pool")).storageVolLookupByName(env.name("data.qcow2"))
+    assert vol.info()[1] == 48 * 1024**2
+    path.write_text(path.read_text().replace("capacity: 48MiB", "capacity: 16MiB"))
+    code, doc = env.plan()
+    assert changes(doc)[("Volume", "pool/" + env.name("data.qcow2"))]["impact"] == "destructive"
+    done = env.apply()
+    assert done.returncode == 1 and "--allow-destroy" in done.stdout
+    assert vol.info()[1] == 48 * 1024**2
+    env.converge("--allow-destroy")
+    assert vol.info()[1] == 16 * 1024**2
+
+
+def test_shutoff_guest_is_defined_not_started_then_started(env):
+    path = env.write(BASE.replace("state: running", "state: shutoff"))
+    env.converge()
+    assert not env.lookup("vm").isActive()
+    path.write_text(path.read_text().replace("state: shutoff", "state: running"))
+    code, doc = env.plan()
+    assert changes(doc)[("Guest", "vm")]["action"] == "start"
+    env.converge()
+    assert env.lookup("vm").isActive()
+    path.write_text(path.read_text().replace("state: running", "state: shutoff"))
+    code, doc = env.plan()
+    assert changes(doc)[("Guest", "vm")]["impact"] == "disruptive"
+    env.converge("--force-stop", "--shutdown-timeout", "1")
+    assert not env.lookup("vm").isActive()
+
+
+def test_existing_object_is_redefined_with_its_own_uuid(env):
+    """A network made by hand (random UUID, libvirt's bridge name) is updated in place."""
+    env.write(BASE)
+    foreign = env.conn.networkDefineXML(f"<network><name>{env.name('net')}</name>"
+                                        f"<ip address='{env.ip(1)}' prefix='24'/></network>")
+    foreign_uuid = foreign.UUIDString()
+    env.converge()
+    net = env.conn.networkLookupByName(env.name("net"))
+    assert net.UUIDString() == foreign_uuid and net.isActive()

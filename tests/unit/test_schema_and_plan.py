@@ -1,0 +1,44 @@
+"""The committed JSON Schema is current; plans survive a JSON round trip."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reconciler.errors import PlanFileError
+from reconciler.plan import Plan
+from reconciler.schema import schema_text
+from tests.helpers import REPO
+from tests.unit.test_planners import plan_for
+
+
+def test_committed_schema_is_current():
+    committed = (REPO / "schemas" / "manifest.schema.json").read_text()
+    assert committed == schema_text(), "run: virt-reconcile schema --out schemas/manifest.schema.json"
+
+
+def test_schema_knows_every_kind():
+    kinds = {d["properties"]["kind"]["const"] for d in json.loads(schema_text())["$defs"].values()
+             if "kind" in d.get("properties", {})}
+    assert kinds == {"Host", "Network", "StoragePool", "Volume", "Guest"}
+
+
+def test_plan_round_trip(tmp_path):
+    action = plan_for(tmp_path, "Guest", "web-1", [("guest.yaml", "current: 384MiB", "current: 512MiB")])
+    plan = Plan(hosts={"local": "qemu:///system"}, actions=[action])
+    plan.save(tmp_path / "p.json")
+    again = Plan.load(tmp_path / "p.json")
+    assert again.actions == plan.actions and again.hosts == plan.hosts
+    doc = plan.to_json(with_ops=False)
+    change = doc["changes"][0]
+    assert doc["format_version"] == "1.0"
+    assert {"host", "kind", "name", "action", "impact", "reason", "changes"} <= set(change)
+    assert change["changes"][0] == {"path": "memory.current", "before": 384 * 1024**2,
+                                    "after": 512 * 1024**2, "impact": "live"}
+    assert "ops" not in change
+
+
+def test_plan_of_another_major_version_is_refused(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps({"format_version": "2.0", "changes": []}))
+    with pytest.raises(PlanFileError):
+        Plan.load(tmp_path / "p.json")
