@@ -1,8 +1,10 @@
 """The only module that imports libvirt: bulk reads (observe) and the mutating ops apply runs."""
 from __future__ import annotations
 
+import subprocess
 import time
 from contextlib import contextmanager
+from urllib.parse import urlparse
 
 import libvirt
 from lxml import etree
@@ -166,6 +168,21 @@ class Host:
         if net.isActive():
             flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
         net.update(_NET_COMMANDS[command], _NET_SECTIONS[section], -1, xml, flags)
+
+    def _op_replug_guests(self, kind, name):
+        """Put running guests' taps back on a restarted network's bridge (libvirt leaves them
+        orphaned). Done with iproute2, so only where the host is this machine."""
+        if urlparse(self.uri).hostname not in (None, "", "localhost"):
+            return
+        bridge = self.conn.networkLookupByName(name).bridgeName()
+        for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            root = etree.fromstring(dom.XMLDesc(0).encode())
+            taps = root.xpath("devices/interface[@type='network'][source/@network=$net]/target/@dev", net=name)
+            for tap in taps:
+                done = subprocess.run(["ip", "link", "set", "dev", tap, "master", bridge],
+                                      capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise libvirt.libvirtError(f"re-plugging {tap} into {bridge}: {done.stderr.strip()}")
 
     def _op_create_volume(self, kind, name, pool, volume, xml):
         # libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so check the schema here instead.

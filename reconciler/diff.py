@@ -61,6 +61,8 @@ def _get(values: dict, path: list) -> Any:
 def diff(desired: dict, live: dict) -> list[FieldChange]:
     """Changes that turn `live` into `desired`, one per field (lists compare as a whole)."""
     have = project(desired, live)
+    if have == desired:
+        return []
     tree = DeepDiff(have, desired, view="tree", verbose_level=2)
     changes: dict[str, FieldChange] = {}
     for report in tree.values():

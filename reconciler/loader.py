@@ -1,7 +1,8 @@
 """Read manifest files into SourceDocs: plain data plus where each field stands (file:line)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,24 @@ SUFFIXES = (".yaml", ".yml")
 
 @dataclass
 class SourceDoc:
-    """One YAML document: its plain data and a way to find the line of any field path."""
+    """One YAML document: its plain data and a way to find the line of any field path.
+
+    Data comes from the fast (libyaml) safe loader; positions are read only when an error
+    needs them, by parsing the file again with the round-trip loader."""
 
     file: str
-    line: int
+    index: int
     data: Any
-    node: Any = field(repr=False)
+
+    @property
+    def node(self) -> Any:
+        stat = Path(self.file).stat()
+        return _positions(self.file, stat.st_mtime_ns, stat.st_size)[self.index]
+
+    @property
+    def line(self) -> int:
+        node = self.node
+        return node.lc.line + 1 if hasattr(node, "lc") else 1
 
     def line_of(self, path: tuple) -> int:
         """Line (1-based) of the deepest part of `path` that exists in the document."""
@@ -36,6 +49,14 @@ class SourceDoc:
             else:
                 break
         return line
+
+
+@lru_cache(maxsize=64)
+def _positions(file: str, _mtime_ns: int, _size: int) -> list:
+    """The round-trip parse of a file's non-empty documents (they carry line numbers);
+    cached per version of the file."""
+    text = Path(file).read_text(encoding="utf-8")
+    return [node for node in YAML(typ="rt").load_all(text) if node is not None]
 
 
 def _plain(node: Any) -> Any:
@@ -68,16 +89,11 @@ def manifest_files(paths: list[Path]) -> list[Path]:
 
 def load_file(path: Path) -> list[SourceDoc]:
     """Every non-empty document of one file; a YAML error becomes a ManifestError with its line."""
-    yaml = YAML(typ="rt")
+    yaml = YAML(typ="safe")
     try:
         text = path.read_text(encoding="utf-8")
-        docs = []
-        for node in yaml.load_all(text):
-            if node is None:
-                continue
-            line = node.lc.line + 1 if hasattr(node, "lc") else 1
-            docs.append(SourceDoc(str(path), line, _plain(node), node))
-        return docs
+        nodes = [node for node in yaml.load_all(text) if node is not None]
+        return [SourceDoc(str(path), n, _plain(node)) for n, node in enumerate(nodes)]
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -144,15 +144,16 @@ def network(desired: Desired, live: LiveObject | None) -> Action | None:
         ops.append(Op("define_network", {"xml": desired.xml}))
         changes += _marker(changes, live, desired)
     if needs_restart:
-        ops += [Op("stop"), Op("start")]
+        ops += [Op("stop"), Op("start"), Op("replug_guests")]
     elif not live.active:
         changes.append(Change("state", "inactive", "active", "live"))
         ops.append(Op("start"))
     changes += _autostart(desired, live, ops)
     if not changes and not ops:
         return None
-    reason = ("changes that virNetworkUpdate cannot make: the network restarts and running guests' "
-              "NICs on it lose their link until re-plugged or restarted") if needs_restart else "fields differ"
+    reason = ("changes that virNetworkUpdate cannot make: the network restarts; running guests' NICs "
+              "on it are re-plugged on a local host, on a remote host they lose their link until the "
+              "guests restart") if needs_restart else "fields differ"
     return _action(desired, "update", reason, changes, ops, have)
 
 

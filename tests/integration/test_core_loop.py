@@ -1,6 +1,9 @@
 """The core loop on the real libvirtd: create, converge, change in place, keep identity."""
 from __future__ import annotations
 
+import json
+import subprocess
+
 import libvirt
 import pytest
 
@@ -155,6 +158,10 @@ def test_network_dhcp_hosts_change_live_and_mtu_restarts_it(env):
     env.converge()
     net = env.conn.networkLookupByName(env.name("net"))
     assert net.isActive() and "<mtu size='1400'/>" in net.XMLDesc(0) and net.UUIDString() == net_uuid
+    tap = fields.parse(env.lookup("vm").XMLDesc(0)).xpath("string(devices/interface/target/@dev)")
+    ports = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", net.bridgeName()],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert tap in {p["ifname"] for p in ports}         # the running guest's NIC was re-plugged
 
 
 def test_volume_grows_live_and_shrinking_needs_allow_destroy(env):

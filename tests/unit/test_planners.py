@@ -136,7 +136,8 @@ def test_dhcp_host_changes_use_network_update(tmp_path):
 
 def test_network_forward_change_restarts_an_active_network(tmp_path):
     action = plan_for(tmp_path, "Network", "demo-net", [("network.yaml", "forward: nat", "forward: route")])
-    assert action.impact == "disruptive" and op_names(action) == ["define_network", "stop", "start"]
+    assert action.impact == "disruptive"
+    assert op_names(action) == ["define_network", "stop", "start", "replug_guests"]
     assert "lose their link" in action.reason
 
 
