@@ -36,14 +36,16 @@ def _uuid(item: Item, live: LiveObject | None) -> str:
     return (fields.uuid_of(live.xml) if live else None) or object_uuid(item.ref.kind, item.ref.name)
 
 
-def _rendered(template: str, item: Item, key: str, context: dict) -> tuple[str, dict, str]:
-    """Render, read the fields back, hash them, and render again with the hash in the owner marker.
+def _first_render(template: str, item: Item, key: str, context: dict) -> dict:
+    """Fields of the rendering before the owner marker's hash is known."""
+    return fields.read(item.ref.kind, render(template, **{key: context | {"hash": ""}}))
 
-    The hash covers the canonical fields (not the manifest text), so reformatting a manifest or
-    upgrading the tool's models does not look like a change of definition."""
-    values = fields.read(item.ref.kind, render(template, **{key: context | {"hash": ""}}))
-    digest = spec_hash(item.ref.kind, item.ref.name, values)
-    return render(template, **{key: context | {"hash": digest}}), values, digest
+
+def _final_render(template: str, item: Item, key: str, context: dict, compared: dict) -> tuple[str, str]:
+    """The XML with the owner marker; its hash covers exactly the compared fields, so neither
+    reformatting a manifest nor a name libvirt picked (bridge) looks like a new definition."""
+    digest = spec_hash(item.ref.kind, item.ref.name, compared)
+    return render(template, **{key: context | {"hash": digest}}), digest
 
 
 def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:
@@ -71,14 +73,16 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "boot": spec.boot, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.console,
     }
-    xml, values, digest = _rendered("domain.xml.j2", item, "g", g)
+    values = _first_render("domain.xml.j2", item, "g", g)
     if spec.type is None:
         values["type"] = None           # derived from the host: not a stated field
+    compared = prune(values)
+    xml, digest = _final_render("domain.xml.j2", item, "g", g, compared)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
     parts |= {("interfaces", n["mac"]): render("interface.xml.j2", nic=n) for n in nics}
-    return Desired(item.ref, xml, prune(values), digest, spec.autostart, spec.state, deps, parts)
+    return Desired(item.ref, xml, compared, digest, spec.autostart, spec.state, deps, parts)
 
 
 def network(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:
@@ -91,12 +95,14 @@ def network(item: Item, manifest: Manifest, live: LiveObject | None, state: Host
         "bridge": spec.bridge or (carried_bridge if spec.forward != "bridge" else None) or None,
         "mac": live_root.xpath("string(mac/@address)") if live_root is not None else None,
     }
-    xml, values, digest = _rendered("network.xml.j2", item, "n", n)
+    values = _first_render("network.xml.j2", item, "n", n)
     if not spec.bridge:
-        values = values | {"bridge": None}
+        values["bridge"] = None        # libvirt's pick, carried but not compared
+    compared = prune(values)
+    xml, digest = _final_render("network.xml.j2", item, "n", n, compared)
     hosts = spec.ipv4.dhcp.hosts if spec.ipv4 and spec.ipv4.dhcp else []
     parts = {("dhcp_hosts", h.mac): render("dhcp-host.xml.j2", h=h) for h in hosts}
-    return Desired(item.ref, xml, prune(values), digest, spec.autostart, "active", [], parts)
+    return Desired(item.ref, xml, compared, digest, spec.autostart, "active", [], parts)
 
 
 def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:

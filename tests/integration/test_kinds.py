@@ -1,0 +1,52 @@
+"""Every network forward mode, volume format and autostart on the real daemon."""
+from __future__ import annotations
+
+import subprocess
+
+import libvirt
+import pytest
+
+pytestmark = pytest.mark.libvirtd
+
+
+@pytest.fixture
+def host_bridge(env):
+    """A host bridge made for the test (forward: bridge only references one)."""
+    name = f"{env.prefix}-hb"
+    subprocess.run(["ip", "link", "add", "name", name, "type", "bridge"], check=True)
+    yield name
+    subprocess.run(["ip", "link", "del", name], check=False)
+
+
+def test_every_forward_mode_volume_format_and_autostart(env, host_bridge):
+    third = env.ip(0).rsplit(".", 2)[0]      # e.g. "10.231": four /24s next to the free one
+    octet = int(env.ip(0).split(".")[2])
+    nets = {mode: f"{third}.{(octet + n) % 256}" for n, mode in enumerate(("nat", "route", "open"), start=1)}
+    text = 'kind: Host\nmetadata: {name: local}\nspec: {uri: "qemu:///system"}\n'
+    for mode, base in nets.items():
+        text += (f"---\nkind: Network\nmetadata: {{name: P-{mode}}}\n"
+                 f"spec: {{forward: {mode}, ipv4: {{address: {base}.1/24}}, autostart: true}}\n")
+    text += f"---\nkind: Network\nmetadata: {{name: P-lan}}\nspec: {{forward: bridge, bridge: {host_bridge}}}\n"
+    text += ("---\nkind: StoragePool\nmetadata: {name: P-pool}\nspec: {path: /var/lib/libvirt/images/P-pool}\n"
+             "---\nkind: Volume\nmetadata: {name: P-a.img}\nspec: {pool: P-pool, capacity: 8MiB, format: raw}\n"
+             "---\nkind: Volume\nmetadata: {name: P-b.qcow2}\nspec: {pool: P-pool, capacity: 8MiB}\n")
+    env.write(text)
+    env.converge()
+    for mode in ("nat", "route", "open"):
+        net = env.conn.networkLookupByName(env.name(mode))
+        assert net.isActive() and net.autostart() == 1
+        assert f"<forward mode='{mode}'" in net.XMLDesc(0)
+        assert net.bridgeName().startswith("virbr")     # libvirt's choice, kept on later applies
+    lan = env.conn.networkLookupByName(env.name("lan"))
+    assert lan.isActive() and f"<bridge name='{host_bridge}'/>" in lan.XMLDesc(0)
+    pool = env.conn.storagePoolLookupByName(env.name("pool"))
+    assert pool.isActive() and pool.autostart() == 1
+    formats = {v.name(): v.XMLDesc(0).split("<format type='")[1].split("'")[0] for v in pool.listAllVolumes(0)}
+    assert formats == {env.name("a.img"): "raw", env.name("b.qcow2"): "qcow2"}
+    net = env.conn.networkLookupByName(env.name("nat"))
+    net.setAutostart(0)                                  # someone turns autostart off by hand
+    code, doc = env.plan()
+    assert code == 2 and [c["changes"] for c in doc["changes"]] == [
+        [{"path": "autostart", "before": False, "after": True, "impact": "live"}]]
+    env.converge()
+    assert env.conn.networkLookupByName(env.name("nat")).autostart() == 1
