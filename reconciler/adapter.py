@@ -184,12 +184,15 @@ class Host:
                 if done.returncode != 0:
                     raise libvirt.libvirtError(f"re-plugging {tap} into {bridge}: {done.stderr.strip()}")
 
-    def _op_create_volume(self, kind, name, pool, volume, xml):
+    def _op_create_volume(self, kind, name, pool, volume, xml, if_missing=False):
         # libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so check the schema here instead.
         problems = rng.errors("Volume", xml)
         if problems:
             raise libvirt.libvirtError("volume XML does not match storagevol.rng: " + "; ".join(problems))
-        self.conn.storagePoolLookupByName(pool).createXML(xml, 0)
+        the_pool = self.conn.storagePoolLookupByName(pool)
+        if if_missing and volume in the_pool.listVolumes():
+            return
+        the_pool.createXML(xml, 0)
 
     def _op_delete_volume(self, kind, name, pool, volume):
         self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).delete(0)

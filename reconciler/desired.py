@@ -22,6 +22,7 @@ class Desired:
     state: str | None = None          # running | shutoff (guests); active (networks, pools)
     deps: list[str] = field(default_factory=list)
     parts: dict = field(default_factory=dict)   # per-device XML for hot-plug, keyed like fields
+    observed: bool = True       # False: the live side could not be read (volume of an inactive pool)
 
 
 def prune(values):
@@ -119,7 +120,9 @@ def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
     xml = render("volume.xml.j2", v=v)
     deps = [str(Ref(item.ref.host, "StoragePool", spec.pool))]
     values = fields.read("Volume", xml)
-    return Desired(item.ref, xml, prune(values), spec_hash("Volume", item.ref.name, values), None, None, deps)
+    observed = state.get("StoragePool", spec.pool) is None or spec.pool in state.listed_pools
+    return Desired(item.ref, xml, prune(values), spec_hash("Volume", item.ref.name, values), None, None, deps,
+                   observed=observed)
 
 
 BUILDERS = {"Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}

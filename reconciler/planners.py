@@ -183,8 +183,11 @@ def volume(desired: Desired, live: LiveObject | None) -> Action | None:
     pool_name, _, vol_name = desired.ref.name.partition("/")
     where = {"pool": pool_name, "volume": vol_name}
     if live is None:
-        ops = [Op("create_volume", {**where, "xml": desired.xml})]
-        return _action(desired, "create", "not in the pool", _created(desired), ops, None)
+        ops = [Op("create_volume", {**where, "xml": desired.xml, "if_missing": not desired.observed})]
+        reason = "not in the pool" if desired.observed else (
+            f"pool {pool_name} is inactive, so its volumes could not be read: created after the pool "
+            "starts unless it exists (then the next plan compares it)")
+        return _action(desired, "create", reason, _created(desired), ops, None)
     have = fields.read("Volume", live.xml)
     changes, ops = [], []
     for fc in diff(desired.fields, have):

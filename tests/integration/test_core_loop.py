@@ -206,3 +206,50 @@ def test_existing_object_is_redefined_with_its_own_uuid(env):
     env.converge()
     net = env.conn.networkLookupByName(env.name("net"))
     assert net.UUIDString() == foreign_uuid and net.isActive()
+
+
+def test_volumes_of_an_inactive_pool_converge(env):
+    env.write(BASE)
+    env.converge()
+    env.lookup("vm")
+    dom = env.conn.lookupByName(env.name("vm"))
+    dom.destroy()
+    env.conn.storagePoolLookupByName(env.name("pool")).destroy()   # stopped by hand
+    code, doc = env.plan()
+    volumes = [c for c in doc["changes"] if c["kind"] == "Volume"]
+    assert code == 2 and volumes and all("is inactive" in c["reason"] for c in volumes)
+    env.converge()
+    pool = env.conn.storagePoolLookupByName(env.name("pool"))
+    assert pool.isActive() and len(pool.listVolumes()) == 2 and env.lookup("vm").isActive()
+
+
+def test_volume_format_change_recreates_only_with_allow_destroy(env):
+    path = env.write(BASE)
+    env.converge()
+    path.write_text(path.read_text().replace("capacity: 32MiB}", "capacity: 32MiB, format: raw}"))
+    code, doc = env.plan()
+    change = changes(doc)[("Volume", "pool/" + env.name("data.qcow2"))]
+    assert change["action"] == "recreate" and change["impact"] == "destructive"
+    assert env.apply().returncode == 1
+    env.converge("--allow-destroy")
+    vol = env.conn.storagePoolLookupByName(env.name("pool")).storageVolLookupByName(env.name("data.qcow2"))
+    assert "<format type='raw'/>" in vol.XMLDesc(0)
+
+
+def test_nic_hot_plug_then_second_hot_plug_waits_for_restart(env):
+    path = env.write(BASE)
+    env.converge()
+    path.write_text(path.read_text().replace("interfaces: [{network: P-net}]".replace("P-", env.prefix + "-"),
+                                             f"interfaces: [{{network: {env.name('net')}}}, "
+                                             f"{{network: {env.name('net')}, model: e1000e}}]"))
+    code, doc = env.plan()
+    guest = changes(doc)[("Guest", "vm")]
+    assert guest["impact"] == "live" and len(guest["changes"]) == 1
+    env.converge()
+    running = fields.read("Guest", env.lookup("vm").XMLDesc(0))
+    assert len(running["interfaces"]) == 2
+    text = path.read_text().replace("    - {device: cdrom}\n", "    - {device: cdrom}\n"
+                                    f"    - {{volume: {env.name('pool')}/{env.name('data.qcow2')}}}\n")
+    path.write_text(text)
+    code, doc = env.plan()               # the one spare PCIe port is taken by the new NIC
+    assert impacts(changes(doc)[("Guest", "vm")]) == {"disks.vdb": "restart"}
