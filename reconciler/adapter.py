@@ -4,12 +4,13 @@ from __future__ import annotations
 import subprocess
 import time
 from contextlib import contextmanager
+from typing import Callable
 from urllib.parse import urlparse
 
 import libvirt
 from lxml import etree
 
-from . import rng
+from . import ownership, rng
 from .errors import AdapterError, HostError
 from .identity import OWNER_NS, OWNER_PREFIX
 from .live import HostState, LiveObject
@@ -21,6 +22,14 @@ _NET_SECTIONS = {"ip-dhcp-host": libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST}
 _NET_COMMANDS = {"add": libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
                  "delete": libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
                  "modify": libvirt.VIR_NETWORK_UPDATE_COMMAND_MODIFY}
+
+
+def _unprefixed(xml: str) -> str:
+    """An element without its namespace: setMetadata puts it into the namespace it is given."""
+    el = etree.fromstring(xml.encode())
+    plain = etree.Element(etree.QName(el).localname, dict(el.attrib))
+    plain.text = el.text
+    return etree.tostring(plain, encoding="unicode")
 
 
 @contextmanager
@@ -53,8 +62,9 @@ class Host:
             caps = etree.fromstring(self.conn.getCapabilities().encode())
         return set(caps.xpath("guest[os_type='hvm'][arch/@name='x86_64']/arch/domain/@type"))
 
-    def observe(self, volume_pools: set[str]) -> HostState:
-        """One pass over the host: each object's saved definition, run state and autostart."""
+    def observe(self, volume_pools: Callable[[HostState], set[str]] = lambda state: set()) -> HostState:
+        """One pass over the host: each object's saved definition, run state and autostart; then
+        the volumes of the pools `volume_pools` picks from what was read (active pools only)."""
         state = HostState(self.name, self.uri, self.domain_types())
         with _call("read", self.uri):
             for dom in self.conn.listAllDomains(0):
@@ -67,15 +77,19 @@ class Host:
                 obj = LiveObject("Network", net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE),
                                  bool(net.isActive()), bool(net.autostart()))
                 state.objects[("Network", obj.name)] = obj
+            pools = {}
             for pool in self.conn.listAllStoragePools(0):
                 obj = LiveObject("StoragePool", pool.name(), pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE),
                                  bool(pool.isActive()), bool(pool.autostart()))
                 state.objects[("StoragePool", obj.name)] = obj
-                if obj.name in volume_pools and obj.active:
-                    state.listed_pools.add(obj.name)
-                    for vol in pool.listAllVolumes(0):
-                        key = f"{obj.name}/{vol.name()}"
-                        state.objects[("Volume", key)] = LiveObject("Volume", key, vol.XMLDesc(0), True)
+                pools[obj.name] = pool
+            for name in sorted(volume_pools(state) & set(pools)):
+                if not state.objects[("StoragePool", name)].active:
+                    continue
+                state.listed_pools.add(name)
+                for vol in pools[name].listAllVolumes(0):
+                    key = f"{name}/{vol.name()}"
+                    state.objects[("Volume", key)] = LiveObject("Volume", key, vol.XMLDesc(0), True)
         return state
 
     def domain_xml(self, name: str) -> str | None:
@@ -137,11 +151,41 @@ class Host:
     def _op_update_device(self, kind, name, xml):
         self._lookup(kind, name).updateDeviceFlags(xml, LIVE_CONFIG)
 
-    def _op_set_live_owner(self, kind, name, hash):
-        from . import __version__
-        self._lookup(kind, name).setMetadata(
-            libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<owner hash="{hash}" tool="virt-reconcile/{__version__}"/>',
-            OWNER_PREFIX, OWNER_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    def _op_set_live_owner(self, kind, name, xml):
+        """Give the running guest the saved owner marker (when all changes were made live)."""
+        self._lookup(kind, name).setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, _unprefixed(xml),
+                                             OWNER_PREFIX, OWNER_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def _op_undefine(self, kind, name):
+        obj = self._lookup(kind, name)
+        if kind == "Guest":
+            obj.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                              | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                              | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+        else:
+            obj.undefine()
+
+    def _op_record(self, kind, name, instance, record):
+        """Set one pool's or volume's record in the instance's inventory domain (never started)."""
+        self._set_inventory(instance, kind, name, record)
+
+    def _op_forget(self, kind, name, instance):
+        self._set_inventory(instance, kind, name, None)
+
+    def _set_inventory(self, instance, kind, name, record):
+        try:
+            current = self.conn.lookupByName(ownership.inventory_name(instance)).XMLDesc(
+                libvirt.VIR_DOMAIN_XML_INACTIVE)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+            current = ownership.inventory_domain(instance)
+        root = etree.fromstring(current.encode())
+        meta = root.find("metadata")
+        for child in list(meta):
+            meta.remove(child)
+        meta.append(etree.fromstring(ownership.inventory_with(current, instance, kind, name, record)))
+        self.conn.defineXMLFlags(etree.tostring(root, encoding="unicode"), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
 
     def _op_shutdown(self, kind, name, timeout, force):
         """ACPI shutdown, waiting up to `timeout` s; then power off only when `force`."""

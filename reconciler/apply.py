@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from . import carry
+from datetime import datetime, timezone
+
+from . import carry, ownership
 from .errors import AdapterError
 from .plan import Action, Plan
 
@@ -40,11 +42,21 @@ def _blocked(action: Action, options: Options) -> str | None:
     return None
 
 
-def run_action(action: Action, host: HostPort, options: Options) -> Result:
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_action(action: Action, host: HostPort, options: Options, instance: str = "default") -> Result:
     """Run one action's ops; a restart op runs only with options.restart."""
     notes = []
     for op in action.ops:
         args = dict(op.args)
+        if op.name in ("define_domain", "define_network", "set_live_owner"):
+            args["xml"] = ownership.stamp(args["xml"], _now())
+        if op.name == "record":
+            args["record"] = dict(args["record"], applied=_now())
+        if op.name == "forget":
+            args["instance"] = instance
         if op.name == "restart" and not options.restart:
             notes.append("restart pending: the running guest keeps its old definition (apply --restart)")
             continue
@@ -68,7 +80,8 @@ def apply(plan: Plan, hosts: dict[str, HostPort], options: Options,
             result = Result(action.address, "skipped", f"because {failed_dep} did not succeed" if failed_dep else blocked)
         else:
             try:
-                result = run_action(action, hosts[action.host], options)
+                result = run_action(action, hosts[action.host], options,
+                                    plan.instances.get(action.host, "default"))
             except AdapterError as exc:
                 result = Result(action.address, "failed", str(exc))
         if result.status != "done":

@@ -7,12 +7,21 @@ from . import fields
 from .identity import disk_targets, interface_macs, object_uuid, spec_hash
 from .live import HostState, LiveObject
 from .manifest import Item, Manifest, Ref
+from .ownership import Provenance, marker_xml, owner_context
 from .render import render
 
 
 @dataclass
+class Context:
+    """What every object of one host shares in a run: the instance and the manifests' origin."""
+
+    instance: str = "default"
+    provenance: Provenance = field(default_factory=Provenance)
+
+
+@dataclass
 class Desired:
-    """What one object should be: its XML, its canonical fields and run-state wishes."""
+    """What one object should be: its XML, its canonical fields, run-state wishes and its record."""
 
     ref: Ref
     xml: str
@@ -23,6 +32,12 @@ class Desired:
     deps: list[str] = field(default_factory=list)
     parts: dict = field(default_factory=dict)   # per-device XML for hot-plug, keyed like fields
     observed: bool = True       # False: the live side could not be read (volume of an inactive pool)
+    owner: dict = field(default_factory=dict)   # the ownership record to write (owner_context)
+    uuid: str | None = None
+
+    @property
+    def marker(self) -> str:
+        return marker_xml(self.owner)
 
 
 def prune(values):
@@ -33,32 +48,38 @@ def prune(values):
     return values
 
 
-def _uuid(item: Item, live: LiveObject | None) -> str:
-    return (fields.uuid_of(live.xml) if live else None) or object_uuid(item.ref.kind, item.ref.name)
+def _uuid(item: Item, live: LiveObject | None, ctx: Context) -> str:
+    return (fields.uuid_of(live.xml) if live else None) or object_uuid(ctx.instance, item.ref.kind, item.ref.name)
 
 
-def _first_render(template: str, item: Item, key: str, context: dict) -> dict:
-    """Fields of the rendering before the owner marker's hash is known."""
-    return fields.read(item.ref.kind, render(template, **{key: context | {"hash": ""}}))
+def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
+              unstated: tuple = ()) -> tuple[str, dict, dict]:
+    """Render, read the fields back, then render again with the owner marker.
 
-
-def _final_render(template: str, item: Item, key: str, context: dict, compared: dict) -> tuple[str, str]:
-    """The XML with the owner marker; its hash covers exactly the compared fields, so neither
+    The marker's hash covers exactly the compared fields, autostart and protection, so neither
     reformatting a manifest nor a name libvirt picked (bridge) looks like a new definition."""
-    digest = spec_hash(item.ref.kind, item.ref.name, compared)
-    return render(template, **{key: context | {"hash": digest}}), digest
+    values = fields.read(item.ref.kind, render(template, **{key: context | {"owner": None}}))
+    for name in unstated:
+        values[name] = None
+    compared = prune(values)
+    spec = item.spec
+    content = {"fields": compared, "autostart": getattr(spec, "autostart", None), "protect": spec.protect}
+    owner = owner_context(ctx.instance, spec_hash(item.ref.kind, item.ref.name, content), content,
+                          ctx.provenance, spec.protect)
+    return render(template, **{key: context | {"owner": owner}}), compared, owner
 
 
-def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:
+def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
     spec, host = item.spec, item.ref.host
-    uuid = _uuid(item, live)
+    uuid = _uuid(item, live, ctx)
     buses = [d.bus or ("sata" if d.device == "cdrom" else "virtio") for d in spec.disks]
     targets = disk_targets(buses, [d.target for d in spec.disks])
     disks = []
     for disk, bus, target in zip(spec.disks, buses, targets):
         vol = manifest.get(host, "Volume", disk.volume) if disk.volume else None
         pool, _, volume = (disk.volume or "").partition("/")
-        disks.append({"device": disk.device, "bus": bus, "target": target, "readonly": disk.device == "cdrom" if disk.readonly is None else disk.readonly,
+        readonly = disk.device == "cdrom" if disk.readonly is None else disk.readonly
+        disks.append({"device": disk.device, "bus": bus, "target": target, "readonly": readonly,
                       "format": disk.format or (vol.spec.format if vol else "raw"),
                       "pool": pool, "volume": volume, "path": disk.path})
     live_macs = list(fields.read("Guest", live.xml)["interfaces"]) if live else []
@@ -74,61 +95,54 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "boot": spec.boot, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.console,
     }
-    values = _first_render("domain.xml.j2", item, "g", g)
-    if spec.type is None:
-        values["type"] = None           # derived from the host: not a stated field
-    compared = prune(values)
-    xml, digest = _final_render("domain.xml.j2", item, "g", g, compared)
+    # the domain type follows the host unless stated, so it is not compared then
+    xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, () if spec.type else ("type",))
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
     parts |= {("interfaces", n["mac"]): render("interface.xml.j2", nic=n) for n in nics}
-    return Desired(item.ref, xml, compared, digest, spec.autostart, spec.state, deps, parts)
+    return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
+                   owner=owner, uuid=uuid)
 
 
-def network(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:
+def network(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
     spec = item.spec
     live_root = fields.parse(live.xml) if live else None
     carried_bridge = live_root.xpath("string(bridge/@name)") if live_root is not None else ""
     n = {
-        "name": item.ref.name, "uuid": _uuid(item, live),
+        "name": item.ref.name, "uuid": _uuid(item, live, ctx),
         "forward": spec.forward, "mtu": spec.mtu, "ipv4": spec.ipv4,
         "bridge": spec.bridge or (carried_bridge if spec.forward != "bridge" else None) or None,
         "mac": live_root.xpath("string(mac/@address)") if live_root is not None else None,
     }
-    values = _first_render("network.xml.j2", item, "n", n)
-    if not spec.bridge:
-        values["bridge"] = None        # libvirt's pick, carried but not compared
-    compared = prune(values)
-    xml, digest = _final_render("network.xml.j2", item, "n", n, compared)
+    # an unstated bridge name is libvirt's pick: carried over, never compared
+    xml, compared, owner = _rendered("network.xml.j2", "n", n, item, ctx, () if spec.bridge else ("bridge",))
     hosts = spec.ipv4.dhcp.hosts if spec.ipv4 and spec.ipv4.dhcp else []
     parts = {("dhcp_hosts", h.mac): render("dhcp-host.xml.j2", h=h) for h in hosts}
-    return Desired(item.ref, xml, compared, digest, spec.autostart, "active", [], parts)
+    return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, "active", [], parts,
+                   owner=owner, uuid=n["uuid"])
 
 
-def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:
-    p = {"name": item.ref.name, "uuid": _uuid(item, live), "type": item.spec.type, "path": item.spec.path}
-    xml = render("pool.xml.j2", p=p)
-    values = fields.read("StoragePool", xml)
-    return Desired(item.ref, xml, prune(values), spec_hash("StoragePool", item.ref.name, values),
-                   item.spec.autostart, "active", [])
+def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
+    p = {"name": item.ref.name, "uuid": _uuid(item, live, ctx), "type": item.spec.type, "path": item.spec.path}
+    xml, compared, owner = _rendered("pool.xml.j2", "p", p, item, ctx)
+    return Desired(item.ref, xml, compared, owner["hash"], item.spec.autostart, "active", [],
+                   owner=owner, uuid=p["uuid"])
 
 
-def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState) -> Desired:
+def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
     spec = item.spec
     v = {"name": item.doc.metadata.name, "capacity": spec.capacity, "format": spec.format}
-    xml = render("volume.xml.j2", v=v)
+    xml, compared, owner = _rendered("volume.xml.j2", "v", v, item, ctx)
     deps = [str(Ref(item.ref.host, "StoragePool", spec.pool))]
-    values = fields.read("Volume", xml)
     observed = state.get("StoragePool", spec.pool) is None or spec.pool in state.listed_pools
-    return Desired(item.ref, xml, prune(values), spec_hash("Volume", item.ref.name, values), None, None, deps,
-                   observed=observed)
+    return Desired(item.ref, xml, compared, owner["hash"], None, None, deps, observed=observed, owner=owner)
 
 
 BUILDERS = {"Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}
 
 
-def build(item: Item, manifest: Manifest, state: HostState) -> Desired:
+def build(item: Item, manifest: Manifest, state: HostState, ctx: Context | None = None) -> Desired:
     """Desired state of `item`, carrying identity from what `state` holds for it."""
     live = state.get(item.ref.kind, item.ref.name)
-    return BUILDERS[item.ref.kind](item, manifest, live, state)
+    return BUILDERS[item.ref.kind](item, manifest, live, state, ctx or Context())

@@ -11,9 +11,9 @@ _UUID_NS = uuid.UUID("0b5e3c57-8a5f-4f6e-9d1e-7a3c2b9d4e10")
 _TARGET_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd"}
 
 
-def object_uuid(kind: str, name: str) -> str:
-    """The UUID a new object gets: stable across runs and machines (uuid5 of kind and name)."""
-    return str(uuid.uuid5(_UUID_NS, f"{kind}/{name}"))
+def object_uuid(instance: str, kind: str, name: str) -> str:
+    """The UUID a new object gets: stable across runs and machines (uuid5 of instance, kind, name)."""
+    return str(uuid.uuid5(_UUID_NS, f"{instance}/{kind}/{name}"))
 
 
 def derived_mac(guest_uuid: str, index: int) -> str:

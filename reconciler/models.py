@@ -39,6 +39,10 @@ class Metadata(Strict):
 
 class HostSpec(Strict):
     uri: str = Field(min_length=1, description="libvirt connection URI, e.g. qemu:///system")
+    instance: Name = Field("default", max_length=40,
+                           description="names this set of manifests on the host; objects of other "
+                                       "instances are never touched")
+    prune: bool = Field(False, description="delete owned objects that left the manifests (as --prune)")
 
 
 # --- Network ----------------------------------------------------------------------------------
@@ -84,6 +88,7 @@ class NetworkSpec(Strict):
     ipv4: IPv4 | None = None
     mtu: int | None = Field(None, ge=68, le=65535)
     autostart: bool = True
+    protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
 
     @model_validator(mode="after")
     def _forward_needs(self) -> "NetworkSpec":
@@ -103,12 +108,15 @@ class StoragePoolSpec(Strict):
     type: Literal["dir"] = "dir"
     path: str = Field(pattern=r"^/", description="absolute directory path")
     autostart: bool = True
+    protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
 
 
 class VolumeSpec(Strict):
     pool: Name
     capacity: Size
     format: Literal["qcow2", "raw"] = "qcow2"
+    protect: bool = Field(True, description="refuse to delete it (and its data) when it leaves the "
+                                            "manifests; set false, apply, then remove it to allow that")
 
     @model_validator(mode="after")
     def _positive(self) -> "VolumeSpec":
@@ -195,6 +203,7 @@ class GuestSpec(Strict):
     graphics: Graphics | None = None
     console: bool = Field(True, description="a serial console on a pty")
     boot: list[Literal["hd", "cdrom", "network"]] = Field(["hd"], min_length=1)
+    protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
 
     @model_validator(mode="after")
     def _unique_targets(self) -> "GuestSpec":

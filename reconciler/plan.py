@@ -19,7 +19,8 @@ IMPACT_HELP = {
     "disruptive": "apply restarts or stops a running object (network, pool, guest)",
     "destructive": "data is lost: apply needs --allow-destroy",
 }
-SYMBOLS = {"create": "+", "update": "~", "recreate": "-/+", "start": ">", "stop": "#", "restart": "@"}
+SYMBOLS = {"create": "+", "update": "~", "recreate": "-/+", "delete": "-", "start": ">", "stop": "#",
+           "restart": "@"}
 
 
 def worst(impacts) -> str:
@@ -71,6 +72,9 @@ class Plan:
 
     hosts: dict[str, str]
     actions: list[Action] = field(default_factory=list)
+    instances: dict[str, str] = field(default_factory=dict)     # host -> instance
+    git: dict = field(default_factory=dict)                     # {"commit": ..., "dirty": ...}
+    fingerprints: dict[str, str] = field(default_factory=dict)  # address -> hash of what was read
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tool_version: str = __version__
     format_version: str = FORMAT_VERSION
@@ -89,8 +93,11 @@ class Plan:
 
     def to_json(self, with_ops: bool = True) -> dict:
         doc = {"format_version": self.format_version, "tool_version": self.tool_version,
-               "created_at": self.created_at, "hosts": self.hosts, "summary": self.summary(),
+               "created_at": self.created_at, "hosts": self.hosts, "instances": self.instances,
+               "git": self.git, "summary": self.summary(),
                "changes": [_action_json(a, with_ops) for a in self.actions]}
+        if with_ops:
+            doc["fingerprints"] = self.fingerprints
         return doc
 
     @classmethod
@@ -106,7 +113,9 @@ class Plan:
             a["ops"] = [Op(**o) for o in a.get("ops", [])]
             actions.append(Action(**a))
         return cls(hosts=doc["hosts"], actions=actions, created_at=doc["created_at"],
-                   tool_version=doc["tool_version"], format_version=doc["format_version"])
+                   tool_version=doc["tool_version"], format_version=doc["format_version"],
+                   instances=doc.get("instances", {}), git=doc.get("git", {}),
+                   fingerprints=doc.get("fingerprints", {}))
 
     def save(self, path) -> None:
         with open(path, "w", encoding="utf-8") as out:

@@ -5,6 +5,7 @@ from . import fields
 from .desired import Desired
 from .diff import FieldChange, diff, flatten
 from .live import LiveObject
+from .ownership import Record
 from .plan import Action, Change, Op, worst
 
 
@@ -61,7 +62,7 @@ def _guest_live_op(change: FieldChange, desired: Desired, running: dict, slots: 
     return None
 
 
-def guest(desired: Desired, live: LiveObject | None) -> Action | None:
+def guest(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     if live is None:
         ops = [Op("define_domain", {"xml": desired.xml})]
         ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
@@ -84,7 +85,7 @@ def guest(desired: Desired, live: LiveObject | None) -> Action | None:
         ops += live_ops + [Op("define_domain", {"xml": desired.xml})]
         changes += _marker(field_changes, live, desired)
         if running and all(c.impact == "live" for c in changes) and not pending:
-            ops.append(Op("set_live_owner", {"hash": desired.hash}))
+            ops.append(Op("set_live_owner", {"xml": desired.marker}))
     changes += _autostart(desired, live, ops)
     needs_restart = any(c.impact == "restart" for c in changes) or pending
     if desired.state == "running" and not live.active:
@@ -120,7 +121,7 @@ def _guest_verb(changes: list[Change], field_changes, pending: bool) -> tuple[st
 _DHCP_COMMANDS = {(True, False): "add", (False, True): "delete", (False, False): "modify"}
 
 
-def network(desired: Desired, live: LiveObject | None) -> Action | None:
+def network(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     if live is None:
         ops = [Op("define_network", {"xml": desired.xml}), Op("start")]
         ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
@@ -159,9 +160,17 @@ def network(desired: Desired, live: LiveObject | None) -> Action | None:
 
 # --- Storage ----------------------------------------------------------------------------------
 
-def pool(desired: Desired, live: LiveObject | None) -> Action | None:
+def _record(desired: Desired, record: Record | None) -> list[Op]:
+    """Write the inventory record of a pool or volume (before the object changes) when it is stale."""
+    if record is not None and record.hash == desired.hash:
+        return []
+    entry = {"kind": desired.ref.kind, "name": desired.ref.name, "uuid": desired.uuid} | desired.owner
+    return [Op("record", {"instance": desired.owner["instance"], "record": entry})]
+
+
+def pool(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     if live is None:
-        ops = [Op("define_pool", {"xml": desired.xml}), Op("build_pool"), Op("start")]
+        ops = _record(desired, record) + [Op("define_pool", {"xml": desired.xml}), Op("build_pool"), Op("start")]
         ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
     have = fields.read("StoragePool", live.xml)
@@ -174,16 +183,22 @@ def pool(desired: Desired, live: LiveObject | None) -> Action | None:
         changes.append(Change("state", "inactive", "active", "live"))
         ops.append(Op("start"))
     changes += _autostart(desired, live, ops)
+    marker = _record(desired, record)
+    if marker and not changes:
+        changes.append(Change("owner.hash", record.hash if record else None, desired.hash, "live"))
     if not changes:
         return None
-    return _action(desired, "update", "fields differ; a changed pool is restarted", changes, ops, have)
+    reason = "its ownership record is written" if [c.path for c in changes] == ["owner.hash"] \
+        else "fields differ; a changed pool is restarted"
+    return _action(desired, "update", reason, changes, marker + ops, have)
 
 
-def volume(desired: Desired, live: LiveObject | None) -> Action | None:
+def volume(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     pool_name, _, vol_name = desired.ref.name.partition("/")
     where = {"pool": pool_name, "volume": vol_name}
+    marker = _record(desired, record)
     if live is None:
-        ops = [Op("create_volume", {**where, "xml": desired.xml, "if_missing": not desired.observed})]
+        ops = marker + [Op("create_volume", {**where, "xml": desired.xml, "if_missing": not desired.observed})]
         reason = "not in the pool" if desired.observed else (
             f"pool {pool_name} is inactive, so its volumes could not be read: created after the pool "
             "starts unless it exists (then the next plan compares it)")
@@ -193,17 +208,20 @@ def volume(desired: Desired, live: LiveObject | None) -> Action | None:
     for fc in diff(desired.fields, have):
         if fc.path == "format":
             changes.append(Change(fc.path, fc.before, fc.after, "destructive"))
-            ops = [Op("delete_volume", where), Op("create_volume", {**where, "xml": desired.xml})]
+            ops = marker + [Op("delete_volume", where), Op("create_volume", {**where, "xml": desired.xml})]
             return _action(desired, "recreate", f"a volume's format cannot change in place ({fc.before} -> "
                            f"{fc.after}): it is deleted and created empty", changes, ops, have)
         shrink = fc.after < fc.before
         changes.append(Change(fc.path, fc.before, fc.after, "destructive" if shrink else "live"))
         ops.append(Op("resize_volume", {**where, "capacity": fc.after, "shrink": shrink}))
+    if marker and not changes:
+        changes.append(Change("owner.hash", record.hash if record else None, desired.hash, "live"))
     if not changes:
         return None
-    reason = "shrinking cuts off data at the end of the volume" if changes[0].impact == "destructive" \
-        else "capacity grows in place"
-    return _action(desired, "update", reason, changes, ops, have)
+    paths = {c.path: c.impact for c in changes}
+    reason = ("shrinking cuts off data at the end of the volume" if paths.get("capacity") == "destructive"
+              else "capacity grows in place" if "capacity" in paths else "its ownership record is written")
+    return _action(desired, "update", reason, changes, marker + ops, have)
 
 
 PLANNERS = {"Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}

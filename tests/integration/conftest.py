@@ -112,7 +112,7 @@ def cleanup(conn, prefix: str) -> None:
     """Remove every object whose name starts with the test's prefix (and nothing else)."""
     import libvirt
     for dom in conn.listAllDomains(0):
-        if dom.name().startswith(prefix):
+        if prefix in dom.name():        # also the instance's inventory and lock domains
             if dom.isActive():
                 dom.destroy()
             dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.libvirtd
 BASE = """\
 kind: Host
 metadata: {name: local}
-spec: {uri: "qemu:///system"}
+spec: {uri: "qemu:///system", instance: P-i}
 ---
 kind: Network
 metadata: {name: P-net}
@@ -75,12 +75,12 @@ def test_apply_creates_in_order_then_second_plan_is_empty(env):
     env.converge()
     dom = env.lookup("vm")
     assert dom.isActive()
-    assert dom.UUIDString() == object_uuid("Guest", env.name("vm"))
+    assert dom.UUIDString() == object_uuid(env.name("i"), "Guest", env.name("vm"))
     saved = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     assert fields.owner_hash(saved) and OWNER_NS in saved
     net = env.conn.networkLookupByName(env.name("net"))
     assert fields.owner_hash(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
-    assert env.conn.storagePoolLookupByName(env.name("pool")).UUIDString() == object_uuid("StoragePool", env.name("pool"))
+    assert env.conn.storagePoolLookupByName(env.name("pool")).UUIDString() == object_uuid(env.name("i"), "StoragePool", env.name("pool"))
 
 
 def test_plan_stays_empty_after_the_daemon_restarts(env):
@@ -197,15 +197,26 @@ def test_shutoff_guest_is_defined_not_started_then_started(env):
     assert not env.lookup("vm").isActive()
 
 
-def test_existing_object_is_redefined_with_its_own_uuid(env):
-    """A network made by hand (random UUID, libvirt's bridge name) is updated in place."""
+def test_an_existing_unmanaged_object_is_never_touched(env):
+    """A network made by hand with a declared name: the plan refuses and says how to adopt it."""
     env.write(BASE)
     foreign = env.conn.networkDefineXML(f"<network><name>{env.name('net')}</name>"
                                         f"<ip address='{env.ip(1)}' prefix='24'/></network>")
-    foreign_uuid = foreign.UUIDString()
-    env.converge()
-    net = env.conn.networkLookupByName(env.name("net"))
-    assert net.UUIDString() == foreign_uuid and net.isActive()
+    before = foreign.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)
+    done = env.run("plan", str(env.dir))
+    assert done.returncode == 1
+    assert f"local/Network/{env.name('net')} exists on the host but is not managed" in done.stderr
+    assert "virt-reconcile adopt Network/" in done.stderr
+    assert env.apply().returncode == 1
+    assert foreign.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE) == before and not foreign.isActive()
+    assert names_with(env) == [env.name("net")]
+
+
+def names_with(env) -> list[str]:
+    conn = env.conn
+    return sorted([d.name() for d in conn.listAllDomains(0) if env.prefix in d.name()]
+                  + [n.name() for n in conn.listAllNetworks(0) if env.prefix in n.name()]
+                  + [p.name() for p in conn.listAllStoragePools(0) if env.prefix in p.name()])
 
 
 def test_volumes_of_an_inactive_pool_converge(env):

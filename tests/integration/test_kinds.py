@@ -22,7 +22,7 @@ def test_every_forward_mode_volume_format_and_autostart(env, host_bridge):
     third = env.ip(0).rsplit(".", 2)[0]      # e.g. "10.231": four /24s next to the free one
     octet = int(env.ip(0).split(".")[2])
     nets = {mode: f"{third}.{(octet + n) % 256}" for n, mode in enumerate(("nat", "route", "open"), start=1)}
-    text = 'kind: Host\nmetadata: {name: local}\nspec: {uri: "qemu:///system"}\n'
+    text = 'kind: Host\nmetadata: {name: local}\nspec: {uri: "qemu:///system", instance: P-i}\n'
     for mode, base in nets.items():
         text += (f"---\nkind: Network\nmetadata: {{name: P-{mode}}}\n"
                  f"spec: {{forward: {mode}, ipv4: {{address: {base}.1/24}}, autostart: true}}\n")

@@ -5,10 +5,12 @@ import shutil
 
 import pytest
 
-from reconciler import desired, pipeline, planners
+from lxml import etree
+
+from reconciler import desired, fields, ownership, pipeline, planners
 from reconciler.live import HostState, LiveObject
 from tests.helpers import DATA
-from tests.unit.test_normalise import LIVE
+from tests.unit.test_normalise import LIVE, OBJECTS
 
 
 def plan_for(tmp_path, kind, name, edits=(), live: LiveObject | None = None, missing=False):
@@ -24,10 +26,11 @@ def plan_for(tmp_path, kind, name, edits=(), live: LiveObject | None = None, mis
         objects[(kind, name)] = live
     if missing:
         objects.pop((kind, name))
-    state = HostState("local", "qemu:///system", {"kvm", "qemu"}, objects)
+    state = HostState("local", "qemu:///system", {"kvm", "qemu"}, objects, {"demo-pool"})
     item = next(i for i in manifest.items.values() if (i.ref.kind, i.ref.name) == (kind, name))
     want = desired.build(item, manifest, state)
-    return planners.PLANNERS[kind](want, state.get(kind, name))
+    owned = ownership.records(state, "default")
+    return planners.PLANNERS[kind](want, state.get(kind, name), owned.get((kind, name)))
 
 
 def impacts(action):
@@ -44,7 +47,7 @@ def shut_off(kind, name):
 
 
 def test_no_change_means_no_action(tmp_path):
-    for n, (kind, name) in enumerate(LIVE):
+    for n, (kind, name) in enumerate(OBJECTS):
         assert plan_for(tmp_path / str(n), kind, name) is None
 
 
@@ -77,8 +80,14 @@ SPARE_PORT = "<controller type='pci' index='99' model='pcie-root-port'/></device
 
 
 def test_hotplug_needs_a_free_pci_slot(tmp_path):
-    """The recorded q35 guest used its one spare pcie-root-port already: a new NIC needs a restart."""
-    action = plan_for(tmp_path, "Guest", "web-1", SECOND_NIC)
+    """A q35 guest without a free pcie-root-port cannot take a new NIC until it restarts."""
+    old = LIVE[("Guest", "web-1")]
+    root = fields.parse(old.live_xml)
+    for port in root.xpath("devices/controller[@model='pcie-root-port']"):
+        if not root.xpath(f"devices/*/address[@type='pci'][@bus='{int(port.get('index')):#04x}']"):
+            port.getparent().remove(port)                 # no spare port left
+    running = etree.tostring(root, encoding="unicode")
+    action = plan_for(tmp_path, "Guest", "web-1", SECOND_NIC, live=LiveObject("Guest", "web-1", old.xml, True, True, running))
     assert impacts(action) == {"interfaces.52:54:00:d3:00:09": "restart"}
 
 
@@ -150,7 +159,8 @@ def test_inactive_pool_is_started(tmp_path):
 def test_volume_resize(tmp_path, capacity, impact, shrink):
     action = plan_for(tmp_path, "Volume", "demo-pool/web-1-data.qcow2",
                       [("guest.yaml", "capacity: 64MiB", f"capacity: {capacity}")])
-    assert action.impact == impact and action.ops[0].args["shrink"] is shrink
+    resize = next(o for o in action.ops if o.name == "resize_volume")
+    assert action.impact == impact and resize.args["shrink"] is shrink
 
 
 def test_volume_format_change_is_a_destructive_recreate(tmp_path):
