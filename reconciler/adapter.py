@@ -101,6 +101,41 @@ class Host:
                 return None
             raise AdapterError("read", name, exc.get_error_message()) from None
 
+    # --- locking -------------------------------------------------------------------------------
+
+    def try_lock(self, name: str, xml: str) -> str | None:
+        """Define the lock domain; None when we got it, else the holder's description."""
+        try:
+            self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            return None
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_FAILED:
+                raise AdapterError("lock", name, exc.get_error_message()) from None
+        try:
+            return self.conn.lookupByName(name).metadata(libvirt.VIR_DOMAIN_METADATA_DESCRIPTION, None, 0)
+        except libvirt.libvirtError:
+            return ""            # released meanwhile: the caller tries again
+
+    def unlock(self, name: str, lock_id: str) -> bool:
+        """Remove the lock domain if it is the lock `lock_id`; False when it is another."""
+        with _call("unlock", name):
+            try:
+                dom = self.conn.lookupByName(name)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return False
+                raise
+            if dom.UUIDString() != lock_id:
+                return False
+            dom.undefine()
+            return True
+
+    def read_lock(self, name: str) -> str | None:
+        try:
+            return self.conn.lookupByName(name).metadata(libvirt.VIR_DOMAIN_METADATA_DESCRIPTION, None, 0)
+        except libvirt.libvirtError:
+            return None
+
     # --- changing ------------------------------------------------------------------------------
 
     def _lookup(self, kind: str, name: str):
@@ -164,6 +199,41 @@ class Host:
                               | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
         else:
             obj.undefine()
+
+    def _op_adopt_owner(self, kind, name, xml):
+        """Put an owner marker on an existing guest (saved and running) or network (saved)."""
+        obj = self._lookup(kind, name)
+        if kind == "Guest":
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            if obj.isActive():
+                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+            obj.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, _unprefixed(xml), OWNER_PREFIX, OWNER_NS, flags)
+        else:
+            self._redefine_network_metadata(obj, xml)
+
+    def _op_drop_owner(self, kind, name):
+        """Remove the owner marker: the object stays, unmanaged."""
+        obj = self._lookup(kind, name)
+        if kind == "Guest":
+            for flag in (libvirt.VIR_DOMAIN_AFFECT_CONFIG, libvirt.VIR_DOMAIN_AFFECT_LIVE):
+                if flag == libvirt.VIR_DOMAIN_AFFECT_LIVE and not obj.isActive():
+                    continue
+                obj.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None, OWNER_PREFIX, OWNER_NS, flag)
+        else:
+            self._redefine_network_metadata(obj, None)
+
+    def _redefine_network_metadata(self, net, marker: str | None):
+        """libvirt 9.0 has no virNetworkSetMetadata: redefine the saved definition with the marker."""
+        root = etree.fromstring(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE).encode())
+        meta = root.find("metadata")
+        if meta is None:
+            meta = etree.Element("metadata")
+            root.insert(2, meta)
+        for old in meta.findall(f"{{{OWNER_NS}}}owner"):
+            meta.remove(old)
+        if marker is not None:
+            meta.append(etree.fromstring(marker.encode()))
+        self.conn.networkDefineXMLFlags(etree.tostring(root, encoding="unicode"), libvirt.VIR_NETWORK_DEFINE_VALIDATE)
 
     def _op_record(self, kind, name, instance, record):
         """Set one pool's or volume's record in the instance's inventory domain (never started)."""

@@ -51,8 +51,10 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
     notes = []
     for op in action.ops:
         args = dict(op.args)
-        if op.name in ("define_domain", "define_network", "set_live_owner"):
+        if op.name in ("define_domain", "define_network"):
             args["xml"] = ownership.stamp(args["xml"], _now())
+        if op.name == "set_live_owner":
+            args["xml"] = ownership.stamp_marker(args["xml"])
         if op.name == "record":
             args["record"] = dict(args["record"], applied=_now())
         if op.name == "forget":

@@ -7,9 +7,10 @@ from typing import Optional
 
 import typer
 
-from . import pipeline, report
+from . import manage, pipeline, report
 from .apply import Options
 from .errors import ManifestError, ReconcilerError
+from .pipeline import PlanOptions
 from .plan import Plan
 from .schema import schema_text
 
@@ -18,16 +19,22 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 PathsArg = typer.Argument(..., help="manifest files or directories (*.yaml, *.yml, read recursively)")
+HostOpt = typer.Option(None, "--host", help="only this Host")
+LockTimeout = typer.Option(300, "--lock-timeout", help="seconds to wait for a host lock held by another run")
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
 
 
 def _fail(exc: ReconcilerError) -> None:
     if isinstance(exc, ManifestError):
         count = len(exc.diagnostics)
-        typer.echo(f"Error: {count} problem{'s' if count != 1 else ''} in the manifests:", err=True)
+        _err(f"Error: {count} problem{'s' if count != 1 else ''} in the manifests:")
         for diag in exc.diagnostics:
-            typer.echo(f"  {diag}", err=True)
+            _err(f"  {diag}")
     else:
-        typer.echo(f"Error: {exc}", err=True)
+        _err(f"Error: {exc}")
     raise typer.Exit(EXIT_ERROR)
 
 
@@ -45,10 +52,12 @@ def validate(paths: list[Path] = PathsArg) -> None:
 def plan(paths: list[Path] = PathsArg,
          json_out: bool = typer.Option(False, "--json", help="print the plan as JSON on stdout"),
          out: Optional[Path] = typer.Option(None, "--out", help="save the plan for apply --plan"),
-         host: Optional[str] = typer.Option(None, "--host", help="only this Host")) -> None:
+         host: Optional[str] = HostOpt,
+         prune: bool = typer.Option(False, "--prune", help="also delete owned objects that left the manifests"),
+         allow_empty: bool = typer.Option(False, "--allow-empty", help="let --prune empty a host")) -> None:
     """Show what apply would change. Exit 0 no changes, 2 changes pending, 1 error."""
     try:
-        the_plan = pipeline.plan(paths, host)
+        the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty))
     except ReconcilerError as exc:
         _fail(exc)
     if out:
@@ -66,37 +75,109 @@ def plan(paths: list[Path] = PathsArg,
 def apply(paths: Optional[list[Path]] = typer.Argument(None, help="manifest files or directories"),
           plan_file: Optional[Path] = typer.Option(None, "--plan", help="apply this saved plan, without asking"),
           auto_approve: bool = typer.Option(False, "--auto-approve", help="do not ask for 'yes'"),
-          host: Optional[str] = typer.Option(None, "--host", help="only this Host"),
+          host: Optional[str] = HostOpt,
+          prune: bool = typer.Option(False, "--prune", help="also delete owned objects that left the manifests"),
+          allow_empty: bool = typer.Option(False, "--allow-empty", help="let --prune empty a host"),
           restart: bool = typer.Option(False, "--restart", help="restart guests whose changes need it"),
           allow_destroy: bool = typer.Option(False, "--allow-destroy", help="allow destructive actions"),
           shutdown_timeout: int = typer.Option(120, "--shutdown-timeout", help="seconds a guest gets to shut down"),
           force_stop: bool = typer.Option(False, "--force-stop", help="power off guests that do not shut down in time"),
-          ) -> None:
-    """Apply the manifests (or a saved plan). Exit 0 success, 1 any failure."""
+          lock_timeout: int = LockTimeout) -> None:
+    """Apply the manifests (or a saved plan) under a per-host lock. Exit 0 success, 1 any failure."""
     if bool(paths) == bool(plan_file):
-        typer.echo("Error: give manifest PATHs or --plan FILE (one of them)", err=True)
+        _err("Error: give manifest PATHs or --plan FILE (one of them)")
         raise typer.Exit(EXIT_ERROR)
+    options = Options(restart, allow_destroy, shutdown_timeout, force_stop)
     try:
-        the_plan = Plan.load(plan_file) if plan_file else pipeline.plan(paths, host)
+        if plan_file:
+            saved = Plan.load(plan_file)
+            hosts = {h: (uri, saved.instances.get(h, "default")) for h, uri in saved.hosts.items()}
+            commit = saved.git.get("commit", "")
+        else:
+            manifest = pipeline.load(paths)
+            hosts = {h: (uri, manifest.hosts[h].spec.instance)
+                     for h, uri in pipeline.hosts_of(manifest, host).items()}
+            commit = ""
+        with pipeline.locked(hosts, "apply", lock_timeout, _err, commit) as conns:
+            if plan_file:
+                the_plan = saved
+                pipeline.check_saved(the_plan)
+            else:
+                the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty))
+            _apply(the_plan, conns, options, confirm=not (auto_approve or plan_file))
     except ReconcilerError as exc:
         _fail(exc)
+
+
+def _apply(the_plan: Plan, conns: dict, options: Options, confirm: bool) -> None:
     report.plan_text(the_plan, sys.stdout)
+    _warn_dirty(the_plan)
     if the_plan.empty:
         raise typer.Exit(EXIT_OK)
-    if not (auto_approve or plan_file):
+    if confirm:
         answer = typer.prompt("\nApply these changes? Only 'yes' is accepted", default="", show_default=False)
         if answer.strip() != "yes":
             typer.echo("Apply cancelled; nothing was changed.")
             raise typer.Exit(EXIT_ERROR)
     typer.echo("\nApplying:")
+    results = pipeline.execute(the_plan, conns, options, progress=report.result_text)
+    typer.echo("\n" + report.results_summary(results))
+    if any(r.status != "done" for r in results):
+        typer.echo("There is no automatic rollback: fix the cause and apply again to converge.")
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _warn_dirty(the_plan: Plan) -> None:
+    if the_plan.git.get("dirty"):
+        _err(f"Warning: the manifests have uncommitted changes (on top of {the_plan.git.get('commit', '')[:12]}); "
+             "the owner records say so")
+
+
+@app.command()
+def status(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
+           json_out: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
+    """List per host: managed objects with the commit they were applied from, missing and unmanaged ones."""
     try:
-        results = pipeline.execute(the_plan, Options(restart, allow_destroy, shutdown_timeout, force_stop),
-                                   progress=report.result_text)
+        hosts = manage.status(paths, host)
     except ReconcilerError as exc:
         _fail(exc)
-    typer.echo("\n" + report.results_summary(results))
-    failed = any(r.status != "done" for r in results)
-    raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
+    report.status(hosts, json_out, sys.stdout)
+
+
+@app.command()
+def adopt(kind_name: str = typer.Argument(..., metavar="KIND/NAME", help="e.g. Guest/web-1, Volume/pool/disk.qcow2"),
+          paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
+          out: Optional[Path] = typer.Option(None, "--out", help="manifest file to write (default: in PATH)"),
+          lock_timeout: int = LockTimeout) -> None:
+    """Take an unmanaged object under management: write its manifest from its live definition and
+    mark it owned. The next plan shows no changes for it."""
+    try:
+        written = manage.adopt(paths, kind_name, host, out, lock_timeout, _err)
+    except ReconcilerError as exc:
+        _fail(exc)
+    typer.echo(f"Adopted {kind_name}: wrote {written}. Commit it; 'virt-reconcile plan' shows no change for it.")
+
+
+@app.command()
+def forget(kind_name: str = typer.Argument(..., metavar="KIND/NAME"), paths: list[Path] = PathsArg,
+           host: Optional[str] = HostOpt, lock_timeout: int = LockTimeout) -> None:
+    """Stop managing an object (it stays on the host, unmanaged). Remove it from the manifests too."""
+    try:
+        manage.forget(paths, kind_name, host, lock_timeout, _err)
+    except ReconcilerError as exc:
+        _fail(exc)
+    typer.echo(f"Forgot {kind_name}: it stays on the host and is no longer managed.")
+
+
+@app.command()
+def unlock(lock_id: str = typer.Argument(..., metavar="ID"), paths: list[Path] = PathsArg,
+           host: Optional[str] = HostOpt) -> None:
+    """Break a host lock left by a killed run; only the lock with this ID is removed."""
+    try:
+        manage.unlock(paths, lock_id, host)
+    except ReconcilerError as exc:
+        _fail(exc)
+    typer.echo(f"Removed lock {lock_id}.")
 
 
 @app.command()
@@ -107,7 +188,3 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this
         out.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
-
-
-def main() -> None:  # pragma: no cover - console entry convenience
-    app()

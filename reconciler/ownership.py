@@ -113,6 +113,14 @@ def inventory_with(current_xml: str | None, instance: str, kind: str, name: str,
     return etree.tostring(root, encoding="unicode")
 
 
+def stamp_marker(marker: str) -> str:
+    """An owner marker element with the time of application set to now."""
+    from datetime import datetime, timezone
+    el = etree.fromstring(marker.encode())
+    el.set("applied", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return etree.tostring(el, encoding="unicode")
+
+
 def stamp(xml: str, applied: str) -> str:
     """Set the time of application on the owner marker of a definition."""
     root = fields.parse(xml)

@@ -1,11 +1,13 @@
 """The stages in one readable sequence: load -> validate -> observe -> render -> diff -> plan -> apply."""
 from __future__ import annotations
 
+import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from . import desired, gitinfo, loader, manifest as manifest_mod, ownership, planners
+from . import desired, gitinfo, loader, locking, manifest as manifest_mod, ownership, planners
 from .apply import Options, Result, apply
 from .errors import PlanError, ReconcilerError
 from .live import HostState
@@ -103,13 +105,22 @@ def _prune(plan: Plan, host: str, items, owned, state: HostState, options: PlanO
 
 
 def fingerprints(host: str, state: HostState) -> dict[str, str]:
-    """A hash per object read: saved definition, running definition, run state, autostart."""
-    import hashlib
+    """A hash per object read: saved definition, run state, autostart and, for a running guest,
+    the owner marker it runs with (not its whole live XML: the balloon moves that)."""
     out = {}
     for (kind, name), obj in state.objects.items():
-        blob = "\0".join([obj.xml, obj.live_xml or "", str(obj.active), str(obj.autostart)])
+        live_marker = ownership.read_marker(obj.live_xml) if obj.live_xml else None
+        blob = "\0".join([obj.xml, str(obj.active), str(obj.autostart), live_marker.hash if live_marker else ""])
         out[f"{host}/{kind}/{name}"] = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return out
+
+
+def stale_objects(plan: Plan, states: dict[str, HostState]) -> list[str]:
+    """Objects a saved plan touches whose live state changed since it was made (or appeared)."""
+    now = {}
+    for host, state in states.items():
+        now |= fingerprints(host, state)
+    return sorted(a.address for a in plan.actions if plan.fingerprints.get(a.address) != now.get(a.address))
 
 
 def plan(paths: list[Path], only_host: str | None = None, options: PlanOptions = PlanOptions()) -> Plan:
@@ -118,14 +129,44 @@ def plan(paths: list[Path], only_host: str | None = None, options: PlanOptions =
                      gitinfo.provenance(paths))
 
 
-def execute(plan: Plan, options: Options,
-            progress: Callable[[Action, Result], None] = lambda a, r: None) -> list[Result]:
-    """Apply a plan through read-write connections to the hosts it names."""
+@contextmanager
+def locked(hosts: dict[str, tuple[str, str]], operation: str, timeout: float,
+           say: Callable[[str], None] = lambda msg: None, commit: str = "") -> Iterator[dict]:
+    """Read-write connections to `hosts` ({name: (uri, instance)}), each holding its host lock."""
     from .adapter import Host
-    needed = {a.host for a in plan.actions}
-    conns = {name: Host(name, uri, readonly=False) for name, uri in plan.hosts.items() if name in needed}
+    conns, held = {}, []
     try:
-        return apply(plan, conns, options, progress)
+        for name, (uri, instance) in hosts.items():
+            conns[name] = Host(name, uri, readonly=False)
+            lock = locking.Lock(instance, operation, commit=commit)
+            locking.acquire(conns[name], lock, timeout, say=say)
+            held.append((conns[name], lock))
+        yield conns
     finally:
+        for conn, lock in held:
+            locking.release(conn, lock)
         for conn in conns.values():
             conn.close()
+
+
+def execute(plan: Plan, conns: dict, options: Options,
+            progress: Callable[[Action, Result], None] = lambda a, r: None) -> list[Result]:
+    """Apply a plan through the (locked) read-write connections of its hosts."""
+    return apply(plan, conns, options, progress)
+
+
+def check_saved(plan: Plan) -> None:
+    """Refuse a saved plan when an object it touches changed since it was made."""
+    from .adapter import Host
+    states = {}
+    for host, uri in plan.hosts.items():
+        listed = {key.split("/")[2] for key in plan.fingerprints if key.startswith(f"{host}/Volume/")}
+        conn = Host(host, uri, readonly=True)
+        try:
+            states[host] = conn.observe(lambda state, listed=listed: listed)
+        finally:
+            conn.close()
+    changed = stale_objects(plan, states)
+    if changed:
+        raise PlanError("the saved plan is stale: these objects changed since it was made (plan again):\n"
+                        + "\n".join(f"  {a}" for a in changed))

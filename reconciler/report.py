@@ -92,3 +92,24 @@ def result_text(action: Action, result: Result, stream: TextIO = sys.stdout) -> 
 def results_summary(results: list[Result]) -> str:
     counts = {s: sum(r.status == s for r in results) for s in ("done", "failed", "skipped")}
     return "Apply: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."
+
+
+def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout) -> None:
+    """The inventory of each host: managed (with commit), missing, unmanaged, other instances'."""
+    if as_json:
+        json.dump({h: [e.__dict__ for e in entries] for h, entries in hosts.items()}, stream, indent=2)
+        stream.write("\n")
+        return
+    for host, entries in hosts.items():
+        print(f"host {host}:", file=stream)
+        print(f"  {'STATUS':15} {'KIND':12} {'NAME':40} {'STATE':9} {'COMMIT':13} APPLIED", file=stream)
+        for e in entries:
+            commit = (e.commit[:12] + ("+" if e.dirty else "")) if e.commit else "-"
+            applied = e.applied or "-"
+            if e.status == "other-instance":
+                commit, applied = f"({e.instance})", "-"
+            elif e.status == "unmanaged":
+                commit, applied = "-", "-"
+            print(f"  {e.status:15} {e.kind:12} {e.name:40} {e.state:9} {commit:13} {applied}", file=stream)
+        counts = {s: sum(e.status == s for e in entries) for s in ("managed", "missing", "unmanaged", "other-instance")}
+        print("  " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=stream)

@@ -1,0 +1,84 @@
+"""Per-host locks that hold across machines, kept on the host through libvirt itself.
+
+A lock is a never-started domain named virt-reconcile-lock-INSTANCE whose UUID is the lock id.
+Defining a domain under a name that exists fails, atomically, inside libvirtd, so only one
+writer gets it, whichever machine it runs on. The description records who, what and when."""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from . import __version__
+from .errors import ReconcilerError
+from .ownership import LOCK_PREFIX
+from .render import render
+
+STALE_AFTER = 3600     # seconds; an older lock is reported as stale (and broken only by `unlock`)
+
+
+class LockError(ReconcilerError):
+    """A host lock could not be taken in time, or an unlock named the wrong lock."""
+
+
+@dataclass
+class Lock:
+    instance: str
+    operation: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    who: str = field(default_factory=lambda: f"{getpass.getuser()}@{socket.gethostname()}")
+    pid: int = field(default_factory=os.getpid)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    tool_version: str = __version__
+    commit: str = ""
+
+    def age(self) -> float:
+        return (datetime.now(timezone.utc) - datetime.fromisoformat(self.created)).total_seconds()
+
+    def describe(self) -> str:
+        stale = " (STALE: older than an hour; break it with 'virt-reconcile unlock "f"{self.id}')" \
+            if self.age() > STALE_AFTER else ""
+        return (f"lock {self.id} held by {self.who} (pid {self.pid}) for {self.operation} since "
+                f"{self.created}{stale}")
+
+
+def lock_name(instance: str) -> str:
+    return LOCK_PREFIX + instance
+
+
+def lock_xml(lock: Lock) -> str:
+    return render("lock.xml.j2", name=lock_name(lock.instance), lock=asdict(lock))
+
+
+def parse(description: str) -> Lock | None:
+    try:
+        return Lock(**json.loads(description))
+    except (ValueError, TypeError):
+        return None
+
+
+def acquire(host, lock: Lock, timeout: float, poll: float = 1.0, say=lambda msg: None) -> None:
+    """Take the lock on `host` (an adapter.Host), waiting up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    told = None
+    while True:
+        holder = host.try_lock(lock_name(lock.instance), lock_xml(lock))
+        if holder is None:
+            return
+        current = parse(holder)
+        text = current.describe() if current else "an unreadable lock"
+        if text != told:
+            say(f"host {host.name!r}: waiting for {text}")
+            told = text
+        if time.monotonic() >= deadline:
+            raise LockError(f"host {host.name!r} is locked: {text}; gave up after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def release(host, lock: Lock) -> None:
+    host.unlock(lock_name(lock.instance), lock.id)

@@ -1,0 +1,118 @@
+"""Ownership commands: status (inventory), adopt, forget, unlock."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from . import adopt as adopt_mod, desired, gitinfo, inventory, loader, locking, ownership, pipeline
+from .errors import ReconcilerError
+from .manifest import Manifest, Ref, build
+
+
+def status(paths: list[Path], only_host: str | None = None) -> dict[str, list[inventory.Entry]]:
+    """Per host: managed objects with their commit, missing ones, unmanaged ones (read-only)."""
+    manifest = pipeline.load(paths)
+    states = pipeline.observe(manifest, pipeline.hosts_of(manifest, only_host))
+    return {host: inventory.host_inventory(state, manifest.hosts[host].spec.instance)
+            for host, state in states.items()}
+
+
+def _host(manifest: Manifest, host: str | None) -> str:
+    if host is None:
+        if len(manifest.hosts) != 1:
+            raise ReconcilerError("name the host with --host (several Hosts are declared)")
+        return next(iter(manifest.hosts))
+    pipeline.hosts_of(manifest, host)
+    return host
+
+
+def _target(kind_name: str) -> tuple[str, str]:
+    kind, _, name = kind_name.partition("/")
+    if kind not in ("Guest", "Network", "StoragePool", "Volume") or not name:
+        raise ReconcilerError(f"{kind_name!r}: give KIND/NAME, e.g. Guest/web-1 or Volume/pool/disk.qcow2")
+    return kind, name
+
+
+def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None, lock_timeout: float,
+          say=print) -> Path:
+    """Write a manifest for an unmanaged object from its live definition, then mark it owned."""
+    kind, name = _target(kind_name)
+    manifest = pipeline.load(paths)
+    host = _host(manifest, host)
+    instance = manifest.hosts[host].spec.instance
+    if out is None:
+        base = paths[0] if paths[0].is_dir() else paths[0].parent
+        out = base / f"{kind.lower()}-{name.replace('/', '-')}.yaml"
+    if out.exists():
+        raise ReconcilerError(f"{out} exists: give another --out")
+    uri = manifest.hosts[host].spec.uri
+    with pipeline.locked({host: (uri, instance)}, f"adopt {kind}/{name}", lock_timeout, say) as conns:
+        state = pipeline.observe(manifest, {host: uri})[host]
+        live = state.get(kind, name)
+        if live is None:
+            raise ReconcilerError(f"{host}/{kind}/{name} is not on the host")
+        if (kind, name) in ownership.records(state, instance):
+            raise ReconcilerError(f"{host}/{kind}/{name} is already managed by instance {instance!r}")
+        marker = ownership.read_marker(live.xml) if kind in ("Guest", "Network") else None
+        if marker and marker.instance != instance:
+            raise ReconcilerError(f"{host}/{kind}/{name} belongs to instance {marker.instance!r}; not adopted")
+        doc = adopt_mod.document(kind, name, host, live.xml, live.active, live.autostart)
+        text = adopt_mod.yaml_text(doc)
+        full = _validated(paths, out, text)
+        want = desired.build(full.items[Ref(host, kind, name)], full, state,
+                             desired.Context(instance, gitinfo.provenance(paths)))
+        _mark(conns[host], kind, name, want)
+        out.write_text(f"# adopted from {host} ({uri}) by virt-reconcile\n" + text, encoding="utf-8")
+    return out
+
+
+def _validated(paths: list[Path], out: Path, text: str) -> Manifest:
+    """The manifests with the adopted document, validated as if it were already written to `out`."""
+    docs, problems = loader.load(paths)
+    extra = loader.SourceDoc(str(out), 0, YAML(typ="safe").load(text))
+    try:
+        return build(docs + [extra], problems)
+    except ReconcilerError as exc:
+        raise ReconcilerError(f"the adopted manifest would not validate with the others (adopt what it "
+                              f"refers to first):\n{exc}") from None
+
+
+def _mark(conn, kind: str, name: str, want) -> None:
+    if kind in ("Guest", "Network"):
+        conn.run(kind, name, "adopt_owner", {"xml": ownership.stamp_marker(want.marker)})
+    else:
+        record = {"kind": kind, "name": name, "uuid": want.uuid} | want.owner
+        conn.run(kind, name, "record", {"instance": want.owner["instance"], "record": record})
+
+
+def forget(paths: list[Path], kind_name: str, host: str | None, lock_timeout: float, say=print) -> None:
+    """Stop managing an object: remove its ownership record, keep the object."""
+    kind, name = _target(kind_name)
+    manifest = pipeline.load(paths)
+    host = _host(manifest, host)
+    instance, uri = manifest.hosts[host].spec.instance, manifest.hosts[host].spec.uri
+    with pipeline.locked({host: (uri, instance)}, f"forget {kind}/{name}", lock_timeout, say) as conns:
+        state = pipeline.observe(manifest, {host: uri})[host]
+        if (kind, name) not in ownership.records(state, instance):
+            raise ReconcilerError(f"{host}/{kind}/{name} is not managed by instance {instance!r}")
+        if kind in ("Guest", "Network"):
+            conns[host].run(kind, name, "drop_owner", {})
+        else:
+            conns[host].run(kind, name, "forget", {"instance": instance})
+
+
+def unlock(paths: list[Path], lock_id: str, host: str | None) -> None:
+    """Break a host lock, only when `lock_id` names the lock that is held."""
+    from .adapter import Host
+    manifest = pipeline.load(paths)
+    host = _host(manifest, host)
+    instance, uri = manifest.hosts[host].spec.instance, manifest.hosts[host].spec.uri
+    conn = Host(host, uri, readonly=False)
+    try:
+        if not conn.unlock(locking.lock_name(instance), lock_id):
+            held = locking.parse(conn.read_lock(locking.lock_name(instance)) or "")
+            now = f"the held lock is {held.id}" if held else "no lock is held"
+            raise locking.LockError(f"host {host!r}: lock {lock_id} is not held ({now})")
+    finally:
+        conn.close()
