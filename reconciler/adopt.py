@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 
 from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from . import fields
 from .errors import ReconcilerError
@@ -119,7 +120,17 @@ def document(kind: str, name: str, host: str, xml: str, active: bool, autostart:
     return {"kind": kind, "metadata": meta, "spec": spec}
 
 
+def _quoted(value):
+    """Quote strings with ':' (MACs) so every YAML parser reads them as strings."""
+    if isinstance(value, dict):
+        return {k: _quoted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quoted(v) for v in value]
+    return DoubleQuotedScalarString(value) if isinstance(value, str) and ":" in value else value
+
+
 def yaml_text(doc: dict) -> str:
+    doc = _quoted(doc)
     out = io.StringIO()
     yaml = YAML()
     yaml.default_flow_style = None

@@ -37,7 +37,8 @@ class Options:
 
 
 def _blocked(action: Action, options: Options) -> str | None:
-    if action.impact == "destructive" and not options.allow_destroy:
+    # prune deletes are guarded by --prune and the object's own 'protect: false' instead
+    if action.impact == "destructive" and action.action != "delete" and not options.allow_destroy:
         return "destructive: re-run with --allow-destroy to do it"
     return None
 

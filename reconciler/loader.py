@@ -88,19 +88,24 @@ def manifest_files(paths: list[Path]) -> list[Path]:
 
 
 def load_file(path: Path) -> list[SourceDoc]:
-    """Every non-empty document of one file; a YAML error becomes a ManifestError with its line."""
-    yaml = YAML(typ="safe")
+    """Every non-empty document of one file; a YAML error becomes a ManifestError with its line.
+
+    libyaml (fast) reads first; what it rejects but YAML 1.2 allows (a ':' inside a plain scalar
+    in a flow mapping, as in {mac: 52:54:00:...}) is read again by ruamel's own parser."""
     try:
         text = path.read_text(encoding="utf-8")
-        nodes = [node for node in yaml.load_all(text) if node is not None]
-        return [SourceDoc(str(path), n, _plain(node)) for n, node in enumerate(nodes)]
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ManifestError([Diagnostic(str(path), line, "", f"YAML syntax: {problem}")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError([Diagnostic(str(path), None, "", f"cannot read: {exc}")]) from None
+    for typ in ("safe", "rt"):
+        try:
+            nodes = [node for node in YAML(typ=typ).load_all(text) if node is not None]
+            return [SourceDoc(str(path), n, _plain(node)) for n, node in enumerate(nodes)]
+        except MarkedYAMLError as exc:
+            error = exc
+    mark = error.problem_mark or error.context_mark
+    line = mark.line + 1 if mark else None
+    problem = error.problem or error.context or "invalid YAML"
+    raise ManifestError([Diagnostic(str(path), line, "", f"YAML syntax: {problem}")]) from None
 
 
 def load(paths: list[Path]) -> tuple[list[SourceDoc], list[Diagnostic]]:

@@ -40,11 +40,30 @@ class Lock:
     def age(self) -> float:
         return (datetime.now(timezone.utc) - datetime.fromisoformat(self.created)).total_seconds()
 
+    def stale_because(self) -> str | None:
+        """Why the lock looks abandoned (its process is gone, or it is old), else None."""
+        user_host = self.who.rsplit("@", 1)
+        if len(user_host) == 2 and user_host[1] == socket.gethostname() and not _alive(self.pid):
+            return f"its process {self.pid} on this machine is gone"
+        if self.age() > STALE_AFTER:
+            return "it is older than an hour"
+        return None
+
     def describe(self) -> str:
-        stale = " (STALE: older than an hour; break it with 'virt-reconcile unlock "f"{self.id}')" \
-            if self.age() > STALE_AFTER else ""
+        why = self.stale_because()
+        stale = f" (STALE: {why}; break it with 'virt-reconcile unlock {self.id} PATH')" if why else ""
         return (f"lock {self.id} held by {self.who} (pid {self.pid}) for {self.operation} since "
                 f"{self.created}{stale}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def lock_name(instance: str) -> str:
