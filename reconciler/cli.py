@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from . import manage, pipeline, report
+from . import manage, monitor, pipeline, report
 from .apply import Options
 from .errors import ManifestError, ReconcilerError
 from .pipeline import PlanOptions
@@ -28,6 +29,7 @@ def _err(text: str) -> None:
 
 
 def _fail(exc: ReconcilerError) -> None:
+    """Print the error and exit 1 (raises typer.Exit)."""
     if isinstance(exc, ManifestError):
         count = len(exc.diagnostics)
         _err(f"Error: {count} problem{'s' if count != 1 else ''} in the manifests:")
@@ -51,22 +53,30 @@ def validate(paths: list[Path] = PathsArg) -> None:
 @app.command()
 def plan(paths: list[Path] = PathsArg,
          json_out: bool = typer.Option(False, "--json", help="print the plan as JSON on stdout"),
+         fmt: str = typer.Option("text", "--format", help="text, json or markdown (a pull-request comment)"),
          out: Optional[Path] = typer.Option(None, "--out", help="save the plan for apply --plan"),
          host: Optional[str] = HostOpt,
          prune: bool = typer.Option(False, "--prune", help="also delete owned objects that left the manifests"),
          allow_empty: bool = typer.Option(False, "--allow-empty", help="let --prune empty a host")) -> None:
     """Show what apply would change. Exit 0 no changes, 2 changes pending, 1 error."""
+    if fmt not in ("text", "json", "markdown"):
+        _err("Error: --format is text, json or markdown")
+        raise typer.Exit(EXIT_ERROR)
     try:
         the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty))
     except ReconcilerError as exc:
         _fail(exc)
     if out:
         the_plan.save(out)
-    if json_out:
+    fmt = "json" if json_out else fmt
+    if fmt == "json":
         report.plan_json(the_plan, sys.stdout)
+    elif fmt == "markdown":
+        sys.stdout.write(report.plan_markdown(the_plan))
     else:
         report.plan_text(the_plan, sys.stdout)
-    if out and not json_out:
+    _warn_dirty(the_plan)
+    if out and fmt == "text":
         typer.echo(f"\nSaved the plan to {out}; run: virt-reconcile apply --plan {out}")
     raise typer.Exit(EXIT_OK if the_plan.empty else EXIT_CHANGES)
 
@@ -131,6 +141,53 @@ def _warn_dirty(the_plan: Plan) -> None:
     if the_plan.git.get("dirty"):
         _err(f"Warning: the manifests have uncommitted changes (on top of {the_plan.git.get('commit', '')[:12]}); "
              "the owner records say so")
+
+
+def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_timeout) -> int:
+    try:
+        result = monitor.run(paths, host, repair, options, lock_timeout, _err)
+    except ReconcilerError as exc:
+        _fail(exc)
+    report.drift_text(result, sys.stdout)
+    if json_file:
+        monitor.write_json(result, json_file)
+    if metrics_file:
+        monitor.write_metrics(result, metrics_file)
+    return result.exit_code
+
+
+@app.command()
+def drift(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
+          json_file: Optional[Path] = typer.Option(None, "--json", help="write the JSON report to this file"),
+          metrics_file: Optional[Path] = typer.Option(None, "--metrics", help="write Prometheus textfile metrics"),
+          repair: bool = typer.Option(False, "--repair", help="apply corrective changes to drifted objects"),
+          restart: bool = typer.Option(False, "--restart", help="with --repair: restart guests that need it"),
+          force_stop: bool = typer.Option(False, "--force-stop", help="with --repair: power off guests that do not shut down"),
+          lock_timeout: int = LockTimeout) -> None:
+    """Report what changed outside git (read-only unless --repair). Exit 0 in sync, 2 drift or
+    pending changes, 1 error."""
+    raise typer.Exit(_drift_once(paths, host, json_file, metrics_file, repair,
+                                 Options(restart=restart, force_stop=force_stop), lock_timeout))
+
+
+@app.command()
+def watch(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
+          interval: float = typer.Option(300, "--interval", help="seconds between drift runs"),
+          json_file: Optional[Path] = typer.Option(None, "--json", help="write the JSON report to this file"),
+          metrics_file: Optional[Path] = typer.Option(None, "--metrics", help="write Prometheus textfile metrics"),
+          repair: bool = typer.Option(False, "--repair", help="apply corrective changes to drifted objects"),
+          iterations: int = typer.Option(0, "--iterations", help="stop after this many runs (0: never)"),
+          lock_timeout: int = LockTimeout) -> None:
+    """Run drift every --interval seconds, for hosts without systemd timers. Exit code of the last run."""
+    code, run = 0, 0
+    while iterations == 0 or run < iterations:
+        started = time.monotonic()
+        code = _drift_once(paths, host, json_file, metrics_file, repair, Options(), lock_timeout)
+        run += 1
+        if iterations and run >= iterations:
+            break
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -54,17 +54,29 @@ def action_text(action: Action, colour: bool) -> list[str]:
     return lines
 
 
-def summary_line(plan: Plan) -> str:
+def summary_parts(plan: Plan) -> tuple[str, str]:
     s = plan.summary()
     acts = ", ".join(f"{n} to {a}" for a, n in s["actions"].items())
     imps = ", ".join(f"{s['impacts'][i]} {i}" for i in IMPACTS)
+    return acts, imps
+
+
+def summary_line(plan: Plan) -> str:
+    acts, imps = summary_parts(plan)
     return f"Plan: {acts}.\nImpact: {imps}."
+
+
+def revision(plan: Plan) -> str:
+    commit = plan.git.get("commit") or ""
+    if not commit:
+        return "manifests not in git"
+    return f"manifests at {commit[:12]}" + (" + uncommitted changes" if plan.git.get("dirty") else "")
 
 
 def plan_text(plan: Plan, stream: TextIO = sys.stdout) -> None:
     colour = use_colour(stream)
     hosts = ", ".join(f"{h} ({u})" for h, u in plan.hosts.items())
-    print(f"virt-reconcile plan for {hosts}", file=stream)
+    print(f"virt-reconcile plan for {hosts}; {revision(plan)}", file=stream)
     if plan.empty:
         print("\nNo changes. The hosts match the manifests.", file=stream)
         return
@@ -113,3 +125,55 @@ def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout) -> None:
             print(f"  {e.status:15} {e.kind:12} {e.name:40} {e.state:9} {commit:13} {applied}", file=stream)
         counts = {s: sum(e.status == s for e in entries) for s in ("managed", "missing", "unmanaged", "other-instance")}
         print("  " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=stream)
+
+
+def drift_text(report, stream: TextIO = sys.stdout) -> None:
+    """Stable event lines per finding and a summary per host."""
+    for h in report.hosts:
+        if h.error:
+            print(f"host {h.host}: ERROR {h.error}", file=stream)
+            continue
+        for f in h.findings:
+            print(f"{f.address} {f.klass}: {f.reason}", file=stream)
+            for ch in f.changes:
+                print(f"    {ch['path']}: {value(ch['path'], ch['before'])} -> {value(ch['path'], ch['after'])}",
+                      file=stream)
+        for r in h.repaired:
+            print(f"{r.address} repaired: {r.status}{': ' + r.message if r.message else ''}", file=stream)
+        counts = {k: sum(f.klass == k for f in h.findings) for k in ("drift", "pending", "missing", "unmanaged", "runtime")}
+        verdict = "in sync" if h.in_sync else "OUT OF SYNC"
+        print(f"host {h.host}: {verdict} (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")", file=stream)
+
+
+GITHUB_COMMENT_LIMIT = 65536
+
+
+def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 2000) -> str:
+    """A pull-request comment: summary first, destructive and disruptive changes flagged at the top,
+    the full plan below, cut before `limit` characters with a note."""
+    s = plan.summary()
+    lines = [f"### virt-reconcile plan ({revision(plan)})", ""]
+    if plan.empty:
+        return "\n".join(lines + ["**No changes.** The hosts match the manifests.", ""])
+    acts, imps = summary_parts(plan)
+    lines += [f"**Plan:** {acts}.<br>**Impact:** {imps}."]
+    risky = [a for a in plan.actions if a.impact in ("destructive", "disruptive")]
+    if risky:
+        lines += ["", "> [!WARNING]", "> **Destructive or disruptive changes:**"]
+        lines += [f"> - `{a.address}`: {a.action}, **{a.impact}**: {a.reason}" for a in risky]
+    body = ["", "<details><summary>Full plan</summary>", "", "```diff"]
+    for action in plan.actions:      # the first column colours a diff block: + green, - red, ! orange
+        body += [{"~": "!", "+": "+", "-": "-"}.get(line.lstrip()[:1], " ") + line[1:]
+                 for line in action_text(action, colour=False)] + [""]
+    body += [summary_line(plan), "```", "</details>", ""]
+    text = "\n".join(lines + body)
+    if len(text) <= limit:
+        return text
+    head = "\n".join(lines)
+    note = (f"\n\n_The full plan is {len(text)} characters, over this comment's limit: it was cut. "
+            "Run `virt-reconcile plan` (or see the CI job's log) for all of it._\n")
+    cut = text[:max(len(head), limit - len(note) - 20)]
+    cut = cut[:cut.rfind("\n")]
+    if "```diff" in cut and not cut.rstrip().endswith("```"):
+        cut += "\n```\n</details>"
+    return cut + note

@@ -1,0 +1,121 @@
+"""Drift classification (pure): what changed behind git's back, what git changed that is not applied.
+
+Classes, per object of one host and instance:
+  drift      owned, and the live object differs from what the tool last applied (its record)
+  pending    git differs from what was applied (new, changed, or removed from the manifests)
+  missing    owned (recorded) but gone from the host
+  unmanaged  on the host, not owned by this instance (declared ones are reported here too)
+  runtime    a guest not in the state the manifest asks, or running an older definition;
+             a network or pool that is not active
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from . import desired as desired_mod, fields, ownership
+from .diff import diff, flatten
+from .inventory import host_inventory
+from .live import HostState
+from .manifest import Manifest
+
+CLASSES = ("drift", "pending", "missing", "unmanaged", "runtime")
+
+
+@dataclass
+class Finding:
+    host: str
+    kind: str
+    name: str
+    klass: str
+    reason: str
+    changes: list[dict] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}/{self.kind}/{self.name}"
+
+    def to_json(self) -> dict:
+        doc = asdict(self)
+        doc["class"] = doc.pop("klass")
+        return {"address": self.address, **doc}
+
+
+def _changes(before: dict, after: dict) -> list[dict]:
+    return [{"path": c.path, "before": c.before, "after": c.after} for c in diff(after, before)]
+
+
+def _runtime(host: str, kind: str, name: str, want, live) -> list[Finding]:
+    if kind == "Guest":
+        state = "running" if live.active else "shutoff"
+        out = []
+        if want.state != state:
+            out.append(Finding(host, kind, name, "runtime", f"the guest is {state}; the manifest says {want.state}",
+                               [{"path": "state", "before": state, "after": want.state}]))
+        elif live.active and fields.owner_hash(live.live_xml) != fields.owner_hash(live.xml):
+            out.append(Finding(host, kind, name, "runtime", "the running guest runs an older definition "
+                               "(restart pending)"))
+        return out
+    if kind in ("Network", "StoragePool") and not live.active:
+        return [Finding(host, kind, name, "runtime", "not active",
+                        [{"path": "state", "before": "inactive", "after": "active"}])]
+    return []
+
+
+def _owned(host: str, item, want, live, rec) -> list[Finding]:
+    kind, name = item.ref.kind, item.ref.name
+    out = []
+    live_fields = fields.read(kind, live.xml)
+    applied = rec.content.get("autostart")
+    drifted = _changes(live_fields, rec.fields)   # before = live now, after = as applied
+    if applied is not None and applied != live.autostart:
+        drifted.append({"path": "autostart", "before": live.autostart, "after": applied})
+    if drifted:
+        out.append(Finding(host, kind, name, "drift", "changed on the host since it was applied"
+                           f"{' from ' + rec.commit[:12] if rec.commit else ''}", drifted))
+    if want.hash != rec.hash:
+        out.append(Finding(host, kind, name, "pending", "the manifests changed since it was applied",
+                           _changes(rec.fields, want.fields)))
+    return out + _runtime(host, kind, name, want, live)
+
+
+def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.Context) -> list[Finding]:
+    """Every finding for one host (empty: in sync)."""
+    owned = ownership.records(state, ctx.instance)
+    findings: list[Finding] = []
+    declared = set()
+    for item in manifest.for_host(host):
+        key = (item.ref.kind, item.ref.name)
+        declared.add(key)
+        live, rec = state.get(*key), owned.get(key)
+        want = desired_mod.build(item, manifest, state, ctx)
+        if rec is not None and live is None:
+            findings.append(Finding(host, *key, "missing", "owned, but gone from the host"))
+        elif rec is None and live is None:
+            findings.append(Finding(host, *key, "pending", "in the manifests, not created yet",
+                                    [{"path": p, "before": None, "after": v} for p, v in flatten(want.fields)]))
+        elif rec is None:
+            findings.append(Finding(host, *key, "unmanaged", "declared, but the object on the host is not "
+                                    "managed by this instance (adopt it)"))
+        else:
+            findings += _owned(host, item, want, live, rec)
+    for entry in host_inventory(state, ctx.instance):
+        key = (entry.kind, entry.name)
+        if key in declared:
+            continue
+        if entry.status == "managed":
+            findings.append(Finding(host, *key, "pending", "removed from the manifests, still on the host "
+                                    "(apply --prune deletes it unless it is protected)"))
+        elif entry.status == "missing":
+            findings.append(Finding(host, *key, "missing", "owned, gone from the host and from the manifests"))
+        elif entry.status == "unmanaged":
+            findings.append(Finding(host, *key, "unmanaged", "on the host, not managed (never touched)"))
+    return findings
+
+
+def counts(findings: list[Finding]) -> dict[str, int]:
+    return {c: sum(f.klass == c for f in findings) for c in CLASSES}
+
+
+def in_sync(findings: list[Finding]) -> bool:
+    """Unmanaged objects alone do not make a host out of sync; they are reported."""
+    return not any(f.klass != "unmanaged" for f in findings)

@@ -1,0 +1,125 @@
+"""Pure parts of the GitOps workflow: adopt round trip, ownership records, locks, markdown, git."""
+from __future__ import annotations
+
+import subprocess
+
+from reconciler import adopt, desired, drift, fields, gitinfo, locking, ownership, report
+from reconciler.diff import diff
+from reconciler.manifest import build
+from reconciler.loader import SourceDoc
+from reconciler.plan import Action, Change, Plan
+from tests.helpers import recorded
+from tests.unit.test_normalise import LIVE, state, wanted
+
+HOST = {"kind": "Host", "metadata": {"name": "local"}, "spec": {"uri": "qemu:///system"}}
+
+
+def test_adopted_documents_reproduce_the_live_fields():
+    """adopt writes what plan will render back to the same canonical fields (so no changes)."""
+    docs = [SourceDoc("h.yaml", 0, HOST)]
+    for (kind, name), obj in LIVE.items():
+        if not ownership.is_internal(kind, name):
+            docs.append(SourceDoc(f"{kind}.yaml", 0, adopt.document(kind, name, "local", obj.xml, obj.active,
+                                                                       obj.autostart)))
+    manifest = build(docs)
+    for item in manifest.items.values():
+        want = desired.build(item, manifest, state())
+        live = LIVE[(item.ref.kind, item.ref.name)]
+        assert diff(want.fields, fields.read(item.ref.kind, live.xml)) == [], item.ref
+
+
+def test_adopt_refuses_what_it_would_lose():
+    xml = recorded("guest-inactive.xml").replace("<devices>", "<devices><graphics type='spice'/>")
+    try:
+        adopt.document("Guest", "web-1", "local", xml, True, True)
+    except Exception as exc:   # noqa: BLE001
+        assert "graphics other than VNC" in str(exc)
+    else:
+        raise AssertionError("adopting a spice guest must be refused")
+    assert "IPv6 addresses" in adopt.unsupported(
+        "Network", "<network><name>n</name><ip family='ipv6' address='fd00::1' prefix='64'/></network>")
+
+
+def test_adopt_yaml_quotes_macs():
+    doc = adopt.document("Network", "demo-net", "local", recorded("network-inactive.xml"), True, True)
+    assert '"52:54:00:d3:00:01"' in adopt.yaml_text(doc)
+
+
+def test_records_read_markers_and_inventory():
+    owned = ownership.records(state(), "default")
+    assert set(owned) == {k for k in LIVE if not ownership.is_internal(*k)}
+    assert owned[("Volume", "demo-pool/web-1-data.qcow2")].protect is True
+    assert owned[("Guest", "web-1")].commit and owned[("Guest", "web-1")].fields["machine"] == "q35"
+    assert ownership.records(state(), "other") == {}
+
+
+def test_inventory_entries_are_replaced_and_removed():
+    xml = recorded("inventory-default.xml")
+    record = {"kind": "Volume", "name": "p/v", "uuid": None, "instance": "default", "hash": "h", "commit": "c",
+              "dirty": True, "protect": False, "applied": "t", "record": '{"fields": {}}'}
+    added = ownership.inventory_with(xml, "default", "Volume", "p/v", record)
+    doc = f"<domain><metadata>{added}</metadata></domain>"
+    entries = ownership.read_inventory(doc)
+    assert entries[("Volume", "p/v")].dirty is True and len(entries) == 4
+    removed = ownership.inventory_with(doc, "default", "Volume", "p/v", None)
+    assert ("Volume", "p/v") not in ownership.read_inventory(f"<domain><metadata>{removed}</metadata></domain>")
+
+
+def test_drift_classify_in_sync_and_after_an_edit():
+    manifest_state = state()
+    want = wanted("Guest", "web-1", manifest_state)
+    from reconciler import pipeline
+    from tests.helpers import DATA
+    manifest = pipeline.load([DATA / "manifests" / "recorded"])
+    found = drift.classify(manifest, "local", manifest_state, desired.Context())
+    assert drift.in_sync(found), found
+    edited = dict(manifest_state.objects)
+    old = edited[("Guest", "web-1")]
+    edited[("Guest", "web-1")] = type(old)("Guest", "web-1", old.xml.replace("<vcpu placement='static'>2",
+                                                                              "<vcpu placement='static'>3"),
+                                           old.active, old.autostart, old.live_xml)
+    manifest_state.objects = edited
+    found = drift.classify(manifest, "local", manifest_state, desired.Context())
+    assert [(f.klass, f.name, f.changes) for f in found if f.klass == "drift"] == [
+        ("drift", "web-1", [{"path": "vcpus.current", "before": 3, "after": 2},
+                            {"path": "vcpus.max", "before": 3, "after": 2}])]
+    assert want.hash
+
+
+def test_lock_descriptions():
+    lock = locking.Lock("i", "apply", pid=999999)
+    assert "STALE" in lock.describe() and "process 999999" in lock.describe()
+    assert locking.parse(locking.lock_xml(lock).split("<description>")[1].split("</description>")[0]
+                         .replace("&#34;", '"')) == lock
+    live = locking.Lock("i", "apply")
+    assert "STALE" not in live.describe()
+
+
+def _plan(n: int) -> Plan:
+    actions = [Action("h", "Guest", f"g{i}", "update", "live", "why", [Change("memory.max", 1, 2, "live")])
+               for i in range(n)]
+    actions.append(Action("h", "Volume", "p/v", "recreate", "destructive", "format", []))
+    return Plan({"h": "qemu:///system"}, actions, git={"commit": "abcdef1234567890", "dirty": True})
+
+
+def test_markdown_flags_destructive_first_and_is_cut_below_the_limit():
+    text = report.plan_markdown(_plan(3))
+    assert text.index("destructive") < text.index("<details>")
+    assert "abcdef123456 + uncommitted changes" in text
+    big = report.plan_markdown(_plan(3000), limit=20000)
+    assert len(big) <= 20000 and "it was cut" in big and big.count("```") % 2 == 0
+
+
+def test_git_provenance(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (repo / "m.yaml").write_text("x: 1\n")
+    run("add", ".")
+    run("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "m")
+    clean = gitinfo.provenance([repo])
+    assert len(clean.commit) == 40 and clean.dirty is False
+    (repo / "m.yaml").write_text("x: 2\n")
+    assert gitinfo.provenance([repo]).dirty is True
+    assert gitinfo.provenance([tmp_path]).commit == ""
