@@ -52,7 +52,7 @@ for xml in docs["domains"]:
 
 
 def manifests(guests: int, networks: int, pools: int) -> str:
-    docs = ['kind: Host\nmetadata: {name: local}\nspec: {uri: "qemu:///system"}']
+    docs = [f'kind: Host\nmetadata: {{name: local}}\nspec: {{uri: "qemu:///system", instance: {PREFIX}}}']
     for n in range(networks):
         docs.append(f"kind: Network\nmetadata: {{name: {PREFIX}-net{n}}}\n"
                     f"spec: {{forward: isolated, bridge: {PREFIX}{n}, autostart: false}}")
@@ -71,7 +71,7 @@ def manifests(guests: int, networks: int, pools: int) -> str:
 def cleanup() -> None:
     conn = libvirt.open(URI)
     for d in conn.listAllDomains(0):
-        if d.name().startswith(PREFIX):
+        if PREFIX in d.name():          # also the instance's inventory and lock domains
             if d.isActive():
                 d.destroy()
             d.undefine()
@@ -135,7 +135,9 @@ def main() -> None:
             results = {"objects": objects}
             results["apply_create_s"] = timed(tool + ["apply", str(path), "--auto-approve"])
             plans = [timed(tool + ["plan", str(path)]) for _ in range(opts.runs)]
+            drifts = [timed(tool + ["drift", str(path)]) for _ in range(opts.runs)]
             reads = [timed([sys.executable, "-c", READ_ONLY]) for _ in range(opts.runs)]
+            results["drift_noop_s_median"] = statistics.median(drifts)
             results["plan_noop_s_median"] = statistics.median(plans)
             results["plain_read_s_median"] = statistics.median(reads)
             results["python_startup_s"] = statistics.median(

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator

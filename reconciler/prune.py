@@ -33,7 +33,6 @@ def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str,
     actions: list[Action] = []
     problems: list[str] = []
     stale = sorted((k for k in owned if k not in declared), key=lambda k: (DELETE_ORDER.index(k[0]), k[1]))
-    done: dict[str, list[str]] = {kind: [] for kind in DELETE_ORDER}
     for kind, name in stale:
         rec, live = owned[(kind, name)], state.get(kind, name)
         if rec.protect:
@@ -51,5 +50,4 @@ def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str,
         actions.append(Action(host, kind, name, "delete", _IMPACT[kind], reason,
                               [Change(kind.lower(), name, None, _IMPACT[kind])], before, None,
                               _OPS[kind](live), deps))
-        done[kind].append(name)
     return actions, problems

@@ -151,7 +151,6 @@ GITHUB_COMMENT_LIMIT = 65536
 def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 2000) -> str:
     """A pull-request comment: summary first, destructive and disruptive changes flagged at the top,
     the full plan below, cut before `limit` characters with a note."""
-    s = plan.summary()
     lines = [f"### virt-reconcile plan ({revision(plan)})", ""]
     if plan.empty:
         return "\n".join(lines + ["**No changes.** The hosts match the manifests.", ""])

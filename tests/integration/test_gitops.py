@@ -34,7 +34,7 @@ def test_prune_deletes_only_owned_objects_in_reverse_order(env):
     env.converge()
     env.conn.networkDefineXML(f"<network><name>{env.name('hand')}</name></network>")   # not ours
     data = f"kind: Volume\nmetadata: {{name: {env.name('data.qcow2')}}}"
-    text = drop_doc(path.read_text(), f"kind: Guest")
+    text = drop_doc(path.read_text(), "kind: Guest")
     text = drop_doc(text, data)
     text = drop_doc(text, f"kind: Network\nmetadata: {{name: {env.name('net')}}}")
     path.write_text(text)
@@ -54,7 +54,7 @@ def test_prune_deletes_only_owned_objects_in_reverse_order(env):
 def test_protected_volume_left_the_manifests_is_a_plan_error(env):
     path = env.write(BASE)
     env.converge()
-    vm = f"kind: Guest"
+    vm = "kind: Guest"
     text = drop_doc(drop_doc(path.read_text(), vm), f"kind: Volume\nmetadata: {{name: {env.name('data.qcow2')}}}")
     path.write_text(text)
     done = env.run("plan", str(env.dir), "--prune")

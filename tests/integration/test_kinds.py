@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 
-import libvirt
 import pytest
 
 pytestmark = pytest.mark.libvirtd
