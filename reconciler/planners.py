@@ -22,7 +22,7 @@ def _created(desired: Desired) -> list[Change]:
 
 def _marker(field_changes, live: LiveObject, desired: Desired) -> list[Change]:
     """Show a refresh of the owner marker when nothing else changes (so no action is silent)."""
-    if field_changes:
+    if field_changes or (desired.autostart is not None and desired.autostart != live.autostart):
         return []
     return [Change("owner.hash", fields.owner_hash(live.xml), desired.hash, "live")]
 

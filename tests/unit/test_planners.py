@@ -168,3 +168,9 @@ def test_volume_format_change_is_a_destructive_recreate(tmp_path):
                       [("guest.yaml", "capacity: 64MiB}", "capacity: 64MiB, format: raw}")])
     assert action.action == "recreate" and action.impact == "destructive"
     assert "cannot change in place" in action.reason
+
+
+def test_autostart_flip_records_itself_without_a_separate_marker_change(tmp_path):
+    action = plan_for(tmp_path, "Guest", "web-1", [("guest.yaml", "autostart: true", "autostart: false")])
+    assert impacts(action) == {"autostart": "live"}
+    assert op_names(action) == ["define_domain", "set_live_owner", "set_autostart"]
