@@ -71,9 +71,10 @@ def _owned(host: str, item, want, live, rec) -> list[Finding]:
         drifted.append({"path": "autostart", "before": live.autostart, "after": applied})
     if drifted:
         out.append(Finding(host, kind, name, "drift", "changed on the host since it was applied"
-                           f"{' from ' + rec.commit[:12] if rec.commit else ''}", drifted))
+                           f"{' from ' + rec.commit[:12] if rec.commit else ''} (live -> as applied)", drifted))
     if want.hash != rec.hash:
-        out.append(Finding(host, kind, name, "pending", "the manifests changed since it was applied",
+        out.append(Finding(host, kind, name, "pending", "the manifests changed since it was applied "
+                           "(as applied -> manifests)",
                            _changes(rec.fields, want.fields)))
     return out + _runtime(host, kind, name, want, live)
 

@@ -27,6 +27,16 @@ def _run_state(kind: str, obj) -> str:
     return "active" if obj.active else "inactive"
 
 
+def _other_inventories(state: HostState, instance: str) -> dict[tuple[str, str], str]:
+    """Pools and volumes recorded by other instances' inventory domains."""
+    found = {}
+    for (kind, name), obj in state.objects.items():
+        if kind == "Guest" and name.startswith(ownership.INVENTORY_PREFIX) and name != ownership.inventory_name(instance):
+            for key, rec in ownership.read_inventory(obj.xml).items():
+                found[key] = rec.instance
+    return found
+
+
 def host_inventory(state: HostState, instance: str) -> list[Entry]:
     """Every object of the host (volumes: of listed pools), classified for `instance`."""
     owned = ownership.records(state, instance)
@@ -35,13 +45,14 @@ def host_inventory(state: HostState, instance: str) -> list[Entry]:
         obj = state.get(kind, name)
         entries.append(Entry(kind, name, "managed" if obj else "missing", _run_state(kind, obj),
                              rec.commit, rec.applied, rec.dirty, rec.instance))
+    others = _other_inventories(state, instance)
     for (kind, name), obj in state.objects.items():
         if (kind, name) in owned or ownership.is_internal(kind, name):
             continue
         marker = ownership.read_marker(obj.xml) if kind in ("Guest", "Network") else None
-        status = "other-instance" if marker and marker.instance != instance else "unmanaged"
-        entries.append(Entry(kind, name, status, _run_state(kind, obj),
-                             instance=marker.instance if marker else ""))
+        other = marker.instance if marker else others.get((kind, name), "")
+        status = "other-instance" if other and other != instance else "unmanaged"
+        entries.append(Entry(kind, name, status, _run_state(kind, obj), instance=other))
     order = ("Network", "StoragePool", "Volume", "Guest")
     return sorted(entries, key=lambda e: (("managed", "missing", "unmanaged", "other-instance").index(e.status),
                                           order.index(e.kind), e.name))

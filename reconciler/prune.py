@@ -24,7 +24,7 @@ def protected_message(host: str, kind: str, name: str, rec: Record) -> str:
     return (f"{host}/{kind}/{name} left the manifests but is protected (protect: true when last applied"
             f"{', commit ' + rec.commit[:12] if rec.commit else ''}). To delete it, put it back with "
             f"'protect: false', apply, then remove it; to keep it and stop managing it, run "
-            f"'virt-reconcile forget {kind}/{name} --host {host}'")
+            f"'virt-reconcile forget {kind}/{name} PATH --host {host}'")
 
 
 def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str, str], Record],
