@@ -156,7 +156,12 @@ def execute(plan: Plan, conns: dict, options: Options,
 
 
 def check_saved(plan: Plan) -> None:
-    """Refuse a saved plan when an object it touches changed since it was made."""
+    """Refuse a saved plan made by another tool version, or when an object it touches changed
+    since it was made."""
+    from . import __version__
+    if plan.tool_version != __version__:
+        raise PlanError(f"the saved plan was made by virt-reconcile {plan.tool_version}, this is {__version__}: "
+                        "plan again")
     from .adapter import Host
     states = {}
     for host, uri in plan.hosts.items():

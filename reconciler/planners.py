@@ -179,9 +179,9 @@ def pool(desired: Desired, live: LiveObject | None, record: Record | None = None
     ops = [Op("define_pool", {"xml": desired.xml})] if changes else []
     if changes and live.active:
         ops += [Op("stop"), Op("build_pool"), Op("start")]
-    elif not live.active:
+    elif not live.active:   # build first: a run killed after define left no directory (build is idempotent)
         changes.append(Change("state", "inactive", "active", "live"))
-        ops.append(Op("start"))
+        ops += [Op("build_pool"), Op("start")]
     changes += _autostart(desired, live, ops)
     marker = _record(desired, record)
     if marker and not changes:

@@ -123,3 +123,17 @@ def test_git_provenance(tmp_path):
     (repo / "m.yaml").write_text("x: 2\n")
     assert gitinfo.provenance([repo]).dirty is True
     assert gitinfo.provenance([tmp_path]).commit == ""
+
+
+def test_inventory_classifies_other_instances_and_unmanaged():
+    from reconciler.inventory import host_inventory
+    from reconciler.live import LiveObject
+    st = state()
+    st.objects[("Network", "hand")] = LiveObject("Network", "hand", "<network><name>hand</name></network>")
+    entries = {(e.kind, e.name): e for e in host_inventory(st, "other")}
+    assert entries[("Network", "hand")].status == "unmanaged"
+    assert entries[("Guest", "web-1")].status == "other-instance" and entries[("Guest", "web-1")].instance == "default"
+    assert entries[("StoragePool", "demo-pool")].status == "other-instance"
+    assert ("Guest", "virt-reconcile-inventory-default") not in entries
+    mine = {(e.kind, e.name): e.status for e in host_inventory(st, "default")}
+    assert mine[("Guest", "web-1")] == "managed" and mine[("Network", "hand")] == "unmanaged"

@@ -152,7 +152,7 @@ def test_network_forward_change_restarts_an_active_network(tmp_path):
 
 def test_inactive_pool_is_started(tmp_path):
     action = plan_for(tmp_path, "StoragePool", "demo-pool", live=shut_off("StoragePool", "demo-pool"))
-    assert op_names(action) == ["start"] and action.impact == "live"
+    assert op_names(action) == ["build_pool", "start"] and action.impact == "live"
 
 
 @pytest.mark.parametrize("capacity,impact,shrink", [("128MiB", "live", False), ("32MiB", "destructive", True)])

@@ -42,3 +42,11 @@ def test_plan_of_another_major_version_is_refused(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps({"format_version": "2.0", "changes": []}))
     with pytest.raises(PlanFileError):
         Plan.load(tmp_path / "p.json")
+
+
+def test_saved_plan_of_another_tool_version_is_refused_before_reading_hosts():
+    from reconciler import pipeline
+    from reconciler.errors import PlanError
+    old = Plan(hosts={"h": "qemu+unix:///system?socket=/nonexistent"}, tool_version="0.0.1")
+    with pytest.raises(PlanError, match="made by virt-reconcile 0.0.1"):
+        pipeline.check_saved(old)
