@@ -49,3 +49,29 @@ def test_every_forward_mode_volume_format_and_autostart(env, host_bridge):
         [{"path": "autostart", "before": False, "after": True, "impact": "live"}]]
     env.converge()
     assert env.conn.networkLookupByName(env.name("nat")).autostart() == 1
+
+
+def test_every_field_converges_on_the_real_daemon(env, host_bridge):
+    """The 'wide' manifests (every field at least once) apply, then plan and drift find nothing."""
+    import re
+
+    from tests.helpers import DATA
+    text = (DATA / "manifests" / "wide" / "all.yaml").read_text()
+    octets = env.ip(0).split(".")
+    nets = [f"{octets[0]}.{octets[1]}.{(int(octets[2]) + n) % 256}" for n in range(3)]
+    for old, new in (("192.168.213", nets[0]), ("10.214.0", nets[1]), ("10.215.0", nets[2]),
+                     ("vrbr-iso", f"{env.prefix}ib"), ("bridge: br0", f"bridge: {host_bridge}"),
+                     ("/var/lib/libvirt/images/wide/", f"/var/lib/libvirt/images/{env.prefix}-wide/"),
+                     ("/var/lib/libvirt/images/other.qcow2", f"/var/lib/libvirt/images/{env.prefix}-other.qcow2"),
+                     ('spec: {uri: "qemu:///system"}', 'spec: {uri: "qemu:///system", instance: P-i}')):
+        assert old in text, old
+        text = text.replace(old, new)
+    text = re.sub(r"\b(name|network|pool): (iso-net|routed|open-net|lan|images|wide)\b", r"\1: P-\2", text)
+    text = text.replace("volume: images/raw.img", "volume: P-images/raw.img")
+    env.write(text)
+    env.converge()
+    dom = env.lookup("wide")
+    assert not dom.isActive() and dom.autostart() == 1
+    done = env.run("drift", str(env.dir))
+    mine = [line for line in done.stdout.splitlines() if env.prefix in line]
+    assert done.returncode == 0 and mine == [], done.stdout
