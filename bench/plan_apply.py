@@ -16,6 +16,9 @@ from pathlib import Path
 
 import libvirt
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.helpers import remove_prefixed  # noqa: E402
+
 URI = "qemu:///system"
 PREFIX = "vrtbench"
 IMAGES = Path("/var/lib/libvirt/images")
@@ -70,25 +73,10 @@ def manifests(guests: int, networks: int, pools: int) -> str:
 
 def cleanup() -> None:
     conn = libvirt.open(URI)
-    for d in conn.listAllDomains(0):
-        if PREFIX in d.name():          # also the instance's inventory and lock domains
-            if d.isActive():
-                d.destroy()
-            d.undefine()
-    for n in conn.listAllNetworks(0):
-        if n.name().startswith(PREFIX):
-            if n.isActive():
-                n.destroy()
-            n.undefine()
-    for p in conn.listAllStoragePools(0):
-        if p.name().startswith(PREFIX):
-            if p.isActive():
-                for v in p.listAllVolumes(0):
-                    v.delete(0)
-                p.destroy()
-            p.delete(0)
-            p.undefine()
-    conn.close()
+    try:
+        remove_prefixed(conn, PREFIX)
+    finally:
+        conn.close()
 
 
 def snapshot() -> dict:

@@ -1,6 +1,7 @@
 """Test helpers shared by unit and integration tests."""
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -18,3 +19,34 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def recorded(name: str) -> str:
     """XML recorded from the real libvirtd (qemu:///system, libvirt 9.0, QEMU 7.2)."""
     return (DATA / "recorded" / name).read_text(encoding="utf-8")
+
+
+IMAGES = Path("/var/lib/libvirt/images")
+
+
+def remove_prefixed(conn, prefix: str) -> None:
+    """Remove every libvirt object named with `prefix` (guests also when the prefix is inside the
+    name: an instance's inventory and lock domains), their pool directories and image files."""
+    import libvirt
+    for dom in conn.listAllDomains(0):
+        if prefix in dom.name():
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+    for net in conn.listAllNetworks(0):
+        if net.name().startswith(prefix):
+            if net.isActive():
+                net.destroy()
+            net.undefine()
+    for pool in conn.listAllStoragePools(0):
+        if pool.name().startswith(prefix):
+            if pool.isActive():
+                for vol in pool.listAllVolumes(0):
+                    vol.delete(0)
+                pool.destroy()
+            path = Path(pool.XMLDesc(0).split("<path>")[1].split("</path>")[0])
+            pool.undefine()
+            if path.name.startswith(prefix):
+                shutil.rmtree(path, ignore_errors=True)
+    for leftover in IMAGES.glob(f"{prefix}*"):
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -14,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import remove_prefixed
+
 URI = "qemu:///system"
-IMAGES = Path("/var/lib/libvirt/images")
+from tests.helpers import IMAGES  # noqa: E402,F401  (tests import it from here)
 
 def _conn(readonly: bool = False):
     import libvirt
@@ -109,30 +110,8 @@ def env(libvirtd, tmp_path):
 
 
 def cleanup(conn, prefix: str) -> None:
-    """Remove every object whose name starts with the test's prefix (and nothing else)."""
-    import libvirt
-    for dom in conn.listAllDomains(0):
-        if prefix in dom.name():        # also the instance's inventory and lock domains
-            if dom.isActive():
-                dom.destroy()
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-    for net in conn.listAllNetworks(0):
-        if net.name().startswith(prefix):
-            if net.isActive():
-                net.destroy()
-            net.undefine()
-    for pool in conn.listAllStoragePools(0):
-        if pool.name().startswith(prefix):
-            if pool.isActive():
-                for vol in pool.listAllVolumes(0):
-                    vol.delete(0)
-                pool.destroy()
-            path = Path(pool.XMLDesc(0).split("<path>")[1].split("</path>")[0])
-            pool.undefine()
-            if path.name.startswith(prefix):
-                shutil.rmtree(path, ignore_errors=True)
-    for leftover in IMAGES.glob(f"{prefix}*"):
-        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+    """Remove every object named with the test's prefix (and nothing else)."""
+    remove_prefixed(conn, prefix)
 
 
 def restart_libvirtd() -> None:
