@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import remove_prefixed
+from tests.helpers import IMAGES, remove_prefixed  # noqa: F401  (tests import IMAGES from here)
 
 URI = "qemu:///system"
-from tests.helpers import IMAGES  # noqa: E402,F401  (tests import it from here)
 
 def _conn(readonly: bool = False):
     import libvirt
