@@ -17,6 +17,7 @@ from tests.helpers import IMAGES, remove_prefixed  # noqa: F401  (tests import I
 
 URI = "qemu:///system"
 
+
 def _conn(readonly: bool = False):
     import libvirt
     libvirt.registerErrorHandler(lambda *_: None, None)
