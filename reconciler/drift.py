@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import desired as desired_mod, fields, ownership
 from .diff import diff, flatten
-from .inventory import host_inventory
+from .inventory import host_inventory, unreadable
 from .live import HostState
 from .manifest import Manifest
 
@@ -89,7 +89,9 @@ def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.C
         declared.add(key)
         live, rec = state.get(*key), owned.get(key)
         want = desired_mod.build(item, manifest, state, ctx)
-        if rec is not None and live is None:
+        if rec is not None and live is None and unreadable(state, *key):
+            findings.append(Finding(host, *key, "runtime", "cannot be read: its pool is inactive"))
+        elif rec is not None and live is None:
             findings.append(Finding(host, *key, "missing", "owned, but gone from the host"))
         elif rec is None and live is None:
             findings.append(Finding(host, *key, "pending", "in the manifests, not created yet",

@@ -19,6 +19,12 @@ class Entry:
     instance: str = ""
 
 
+def unreadable(state: HostState, kind: str, name: str) -> bool:
+    """A volume whose pool exists but is inactive: its absence from the listing proves nothing."""
+    pool = name.split("/")[0]
+    return kind == "Volume" and pool not in state.listed_pools and state.get("StoragePool", pool) is not None
+
+
 def _run_state(kind: str, obj) -> str:
     if obj is None:
         return "absent"
@@ -43,6 +49,10 @@ def host_inventory(state: HostState, instance: str) -> list[Entry]:
     entries = []
     for (kind, name), rec in owned.items():
         obj = state.get(kind, name)
+        if obj is None and unreadable(state, kind, name):
+            entries.append(Entry(kind, name, "managed", "unknown (pool inactive)", rec.commit, rec.applied,
+                                 rec.dirty, rec.instance))
+            continue
         entries.append(Entry(kind, name, "managed" if obj else "missing", _run_state(kind, obj),
                              rec.commit, rec.applied, rec.dirty, rec.instance))
     others = _other_inventories(state, instance)

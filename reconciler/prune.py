@@ -3,6 +3,7 @@ reverse dependency order: guests, volumes, pools, networks."""
 from __future__ import annotations
 
 from . import fields
+from .inventory import unreadable
 from .live import HostState
 from .ownership import Record
 from .plan import Action, Change, Op
@@ -38,6 +39,8 @@ def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str,
         if rec.protect:
             problems.append(protected_message(host, kind, name, rec))
             continue
+        if live is None and unreadable(state, kind, name):
+            continue                                  # in an inactive pool: cannot tell, keep it
         if live is None:
             if kind in ("StoragePool", "Volume"):     # only its record is left
                 actions.append(Action(host, kind, name, "delete", "live", "gone from the host; its record is removed",

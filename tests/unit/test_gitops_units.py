@@ -137,3 +137,25 @@ def test_inventory_classifies_other_instances_and_unmanaged():
     assert ("Guest", "virt-reconcile-inventory-default") not in entries
     mine = {(e.kind, e.name): e.status for e in host_inventory(st, "default")}
     assert mine[("Guest", "web-1")] == "managed" and mine[("Network", "hand")] == "unmanaged"
+
+
+def test_volumes_of_an_inactive_pool_are_unknown_not_missing():
+    from reconciler import pipeline
+    from reconciler.live import LiveObject
+    from reconciler.prune import plan_prune
+    from tests.helpers import DATA
+    st = state()
+    pool = st.objects[("StoragePool", "demo-pool")]
+    st.objects[("StoragePool", "demo-pool")] = LiveObject("StoragePool", "demo-pool", pool.xml, False, True)
+    st.listed_pools = set()
+    for key in [k for k in st.objects if k[0] == "Volume"]:
+        del st.objects[key]                      # an inactive pool's volumes cannot be listed
+    manifest = pipeline.load([DATA / "manifests" / "recorded"])
+    found = {(f.klass, f.kind) for f in drift.classify(manifest, "local", st, desired.Context())}
+    assert ("runtime", "Volume") in found and ("missing", "Volume") not in found
+    owned = ownership.records(st, "default")
+    for rec in owned.values():
+        rec.protect = False                      # even unprotected, an unreadable volume is kept
+    actions, problems = plan_prune("local", set(), owned, st)
+    assert not [a for a in actions if a.kind == "Volume"] and problems == []
+    assert [a.kind for a in actions] == ["Guest", "StoragePool", "Network"]
