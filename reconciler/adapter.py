@@ -111,10 +111,7 @@ class Host:
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_FAILED:
                 raise AdapterError("lock", name, exc.get_error_message()) from None
-        try:
-            return self.conn.lookupByName(name).metadata(libvirt.VIR_DOMAIN_METADATA_DESCRIPTION, None, 0)
-        except libvirt.libvirtError:
-            return ""            # released meanwhile: the caller tries again
+        return self.read_lock(name) or ""     # "": released meanwhile, the caller tries again
 
     def unlock(self, name: str, lock_id: str) -> bool:
         """Remove the lock domain if it is the lock `lock_id`; False when it is another."""

@@ -51,7 +51,7 @@ def _runtime(host: str, kind: str, name: str, want, live) -> list[Finding]:
         if want.state != state:
             out.append(Finding(host, kind, name, "runtime", f"the guest is {state}; the manifest says {want.state}",
                                [{"path": "state", "before": state, "after": want.state}]))
-        elif live.active and fields.owner_hash(live.live_xml) != fields.owner_hash(live.xml):
+        elif ownership.restart_pending(live):
             out.append(Finding(host, kind, name, "runtime", "the running guest runs an older definition "
                                "(restart pending)"))
         return out

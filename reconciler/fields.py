@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 from lxml import etree
 
-from .identity import OWNER_NS
 from .units import libvirt_size
 
 
@@ -158,13 +157,6 @@ def read(kind: str, xml: str | etree._Element) -> dict:
         if values["memory"]["current"] is None:
             values["memory"]["current"] = values["memory"]["max"]
     return values
-
-
-def owner_hash(xml: str | etree._Element) -> str | None:
-    """The spec hash of our owner marker in <metadata>, or None when the object carries none."""
-    root = parse(xml) if isinstance(xml, str) else xml
-    found = root.xpath("metadata/vr:owner/@hash", namespaces={"vr": OWNER_NS})
-    return str(found[0]) if found else None
 
 
 def uuid_of(xml: str | etree._Element) -> str | None:

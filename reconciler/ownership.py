@@ -74,6 +74,17 @@ def read_marker(xml: str | None) -> Record | None:
     return _record(found[0]) if found else None
 
 
+def owner_hash(xml: str | None) -> str | None:
+    """The hash in a definition's owner marker, or None."""
+    rec = read_marker(xml)
+    return rec.hash if rec else None
+
+
+def restart_pending(live) -> bool:
+    """A running guest whose live owner marker differs from its saved one runs an older definition."""
+    return bool(live.active and live.live_xml) and owner_hash(live.live_xml) != owner_hash(live.xml)
+
+
 def read_inventory(xml: str | None) -> dict[tuple[str, str], Record]:
     """Records of pools and volumes kept in an inventory domain's metadata."""
     if not xml:

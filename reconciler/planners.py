@@ -5,7 +5,7 @@ from . import fields
 from .desired import Desired
 from .diff import FieldChange, diff, flatten
 from .live import LiveObject
-from .ownership import Record
+from .ownership import Record, owner_hash, restart_pending
 from .plan import Action, Change, Op, worst
 
 
@@ -24,7 +24,7 @@ def _marker(field_changes, live: LiveObject, desired: Desired) -> list[Change]:
     """Show a refresh of the owner marker when nothing else changes (so no action is silent)."""
     if field_changes or (desired.autostart is not None and desired.autostart != live.autostart):
         return []
-    return [Change("owner.hash", fields.owner_hash(live.xml), desired.hash, "live")]
+    return [Change("owner.hash", owner_hash(live.xml), desired.hash, "live")]
 
 
 def _autostart(desired: Desired, live: LiveObject, ops: list[Op]) -> list[Change]:
@@ -80,8 +80,8 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
             changes.append(Change(fc.path, fc.before, fc.after, "live" if op else "restart"))
     else:
         changes = [Change(fc.path, fc.before, fc.after, "live") for fc in field_changes]
-    pending = running and fields.owner_hash(live.live_xml) != fields.owner_hash(live.xml)
-    if field_changes or fields.owner_hash(live.xml) != desired.hash:
+    pending = restart_pending(live)
+    if field_changes or owner_hash(live.xml) != desired.hash:
         ops += live_ops + [Op("define_domain", {"xml": desired.xml})]
         changes += _marker(field_changes, live, desired)
         if running and all(c.impact == "live" for c in changes) and not pending:
@@ -141,7 +141,7 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
         else:
             needs_restart = needs_restart or live.active
             changes.append(Change(fc.path, fc.before, fc.after, "disruptive" if live.active else "live"))
-    if changes or fields.owner_hash(live.xml) != desired.hash:
+    if changes or owner_hash(live.xml) != desired.hash:
         ops.append(Op("define_network", {"xml": desired.xml}))
         changes += _marker(changes, live, desired)
     if needs_restart:

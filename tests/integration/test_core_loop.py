@@ -7,7 +7,7 @@ import subprocess
 import libvirt
 import pytest
 
-from reconciler import fields
+from reconciler import fields, ownership
 from reconciler.identity import OWNER_NS, object_uuid
 from tests.integration.conftest import IMAGES, restart_libvirtd
 
@@ -77,9 +77,9 @@ def test_apply_creates_in_order_then_second_plan_is_empty(env):
     assert dom.isActive()
     assert dom.UUIDString() == object_uuid(env.name("i"), "Guest", env.name("vm"))
     saved = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-    assert fields.owner_hash(saved) and OWNER_NS in saved
+    assert ownership.owner_hash(saved) and OWNER_NS in saved
     net = env.conn.networkLookupByName(env.name("net"))
-    assert fields.owner_hash(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
+    assert ownership.owner_hash(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
     assert env.conn.storagePoolLookupByName(env.name("pool")).UUIDString() == object_uuid(env.name("i"), "StoragePool", env.name("pool"))
 
 

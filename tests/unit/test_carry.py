@@ -1,7 +1,7 @@
 """Redefinition keeps what libvirt owns: PCI addresses, controllers, foreign metadata."""
 from __future__ import annotations
 
-from reconciler import carry, fields, rng
+from reconciler import carry, fields, ownership, rng
 from tests.helpers import recorded
 from tests.unit.test_normalise import state, wanted
 
@@ -26,7 +26,7 @@ def test_foreign_metadata_survives_and_result_is_valid():
     merged = carry.domain(want.xml, saved)
     root = fields.parse(merged)
     assert root.xpath("metadata/*[local-name()='libosinfo']")
-    assert fields.owner_hash(merged) == want.hash
+    assert ownership.owner_hash(merged) == want.hash
     assert rng.errors("Guest", merged) == []
 
 
