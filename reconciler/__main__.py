@@ -1,4 +1,3 @@
-"""`python -m reconciler` runs the virt-reconcile command."""
-from .cli import app
+from .cli import main
 
-app(prog_name="virt-reconcile")
+main()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 from typing import Callable
@@ -10,12 +11,38 @@ from urllib.parse import urlparse
 import libvirt
 from lxml import etree
 
-from . import ownership, rng
+from . import deadline, ownership, rng, uris
 from .errors import AdapterError, HostError
 from .identity import OWNER_NS, OWNER_PREFIX
-from .live import HostState, LiveObject
+from .live import HostState, LiveObject, capabilities
 
 libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions, not stderr noise
+
+# A daemon that stops answering (frozen, host gone) is dropped after about
+# KEEPALIVE_INTERVAL * (KEEPALIVE_COUNT + 1) seconds; its calls then fail instead of waiting.
+KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
+DEFAULT_TIMEOUT = 120.0
+# Errors that mean "the object went away while we read it" (another client deleted it).
+_GONE = {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
+         libvirt.VIR_ERR_NO_STORAGE_VOL}
+_events_started = threading.Lock()
+_events_running = False
+
+
+def _start_event_loop() -> None:
+    """libvirt's keepalive needs an event loop; run the default one in a daemon thread, once."""
+    global _events_running
+    with _events_started:
+        if _events_running:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def loop() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=loop, name="libvirt events", daemon=True).start()
+        _events_running = True
 
 LIVE_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
 _NET_SECTIONS = {"ip-dhcp-host": libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST}
@@ -40,57 +67,100 @@ def _call(op: str, target: str):
         raise AdapterError(op, target, exc.get_error_message() or str(exc), exc.get_error_code()) from None
 
 
-class Host:
-    """One libvirt connection. Read-only unless opened with readonly=False."""
+def _gone(read: Callable[[], LiveObject]) -> LiveObject | None:
+    """read(), or None when the object was deleted by someone else after it was listed."""
+    try:
+        return read()
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in _GONE:
+            return None
+        raise
 
-    def __init__(self, name: str, uri: str, readonly: bool = True):
-        self.name, self.uri, self.readonly = name, uri, readonly
+
+class Host:
+    """One libvirt connection. Read-only unless opened with readonly=False.
+
+    The URI is checked again here (a saved plan names URIs too): nothing that starts a program is
+    opened. Opening waits at most `timeout` seconds; the connection has libvirt keepalive."""
+
+    def __init__(self, name: str, uri: str, readonly: bool = True, timeout: float = DEFAULT_TIMEOUT):
+        self.name, self.uri, self.readonly, self.timeout = name, uri, readonly, timeout
+        why = uris.problem(uri, allow_tcp=True)
+        if why:
+            raise HostError(f"host {name!r}: refusing URI {uri!r}: {why}")
+        _start_event_loop()
+        self.conn = deadline.within(timeout, f"host {name!r} ({uri})", self._open)
+        self.conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+
+    def _open(self):
         try:
-            self.conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
+            return libvirt.openReadOnly(self.uri) if self.readonly else libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
-            raise HostError(f"host {name!r} ({uri}) cannot be reached: {exc.get_error_message()}") from None
+            raise HostError(f"host {self.name!r} ({self.uri}) cannot be reached: "
+                            f"{exc.get_error_message()}") from None
 
     def close(self) -> None:
-        with _call("close", self.uri):
+        """Close the connection; a connection that died already is just dropped."""
+        try:
             self.conn.close()
+        except libvirt.libvirtError:
+            pass
 
     # --- reading -------------------------------------------------------------------------------
 
-    def domain_types(self) -> set[str]:
-        """Domain types (kvm, qemu) the host offers for x86_64 hvm guests."""
-        with _call("getCapabilities", self.uri):
-            caps = etree.fromstring(self.conn.getCapabilities().encode())
-        return set(caps.xpath("guest[os_type='hvm'][arch/@name='x86_64']/arch/domain/@type"))
-
     def observe(self, volume_pools: Callable[[HostState], set[str]] = lambda state: set()) -> HostState:
-        """One pass over the host: each object's saved definition, run state and autostart; then
-        the volumes of the pools `volume_pools` picks from what was read (active pools only)."""
-        state = HostState(self.name, self.uri, self.domain_types())
+        """One pass over the host, within the host's timeout: each object's saved definition, run
+        state and autostart; then the volumes of the pools `volume_pools` picks from what was read
+        (active pools only). An object deleted by someone else meanwhile is left out."""
+        return deadline.within(self.timeout, f"host {self.name!r} ({self.uri})", self._observe, volume_pools)
+
+    def _observe(self, volume_pools: Callable[[HostState], set[str]]) -> HostState:
         with _call("read", self.uri):
+            state = HostState(self.name, self.uri, capabilities(self.conn.getCapabilities()))
+            state.facts.memory_kib = self.conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)["total"]
             for dom in self.conn.listAllDomains(0):
-                active = bool(dom.isActive())
-                obj = LiveObject("Guest", dom.name(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), active,
-                                 bool(dom.autostart()) if dom.isPersistent() else False,
-                                 dom.XMLDesc(0) if active else None)
-                state.objects[("Guest", obj.name)] = obj
+                self._keep(state, _gone(lambda dom=dom: self._domain(dom)))
             for net in self.conn.listAllNetworks(0):
-                obj = LiveObject("Network", net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE),
-                                 bool(net.isActive()), bool(net.autostart()))
-                state.objects[("Network", obj.name)] = obj
+                self._keep(state, _gone(lambda net=net: LiveObject(
+                    "Network", net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE),
+                    bool(net.isActive()), bool(net.autostart()))))
             pools = {}
             for pool in self.conn.listAllStoragePools(0):
-                obj = LiveObject("StoragePool", pool.name(), pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE),
-                                 bool(pool.isActive()), bool(pool.autostart()))
-                state.objects[("StoragePool", obj.name)] = obj
-                pools[obj.name] = pool
+                if self._keep(state, _gone(lambda pool=pool: LiveObject(
+                        "StoragePool", pool.name(), pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE),
+                        bool(pool.isActive()), bool(pool.autostart())))):
+                    pools[pool.name()] = pool
             for name in sorted(volume_pools(state) & set(pools)):
-                if not state.objects[("StoragePool", name)].active:
-                    continue
-                state.listed_pools.add(name)
-                for vol in pools[name].listAllVolumes(0):
-                    key = f"{name}/{vol.name()}"
-                    state.objects[("Volume", key)] = LiveObject("Volume", key, vol.XMLDesc(0), True)
+                if state.objects[("StoragePool", name)].active and self._volumes(state, name, pools[name]):
+                    state.listed_pools.add(name)
         return state
+
+    @staticmethod
+    def _keep(state: HostState, obj: LiveObject | None) -> LiveObject | None:
+        if obj is not None:
+            state.objects[(obj.kind, obj.name)] = obj
+        return obj
+
+    @staticmethod
+    def _domain(dom) -> LiveObject:
+        run_state = dom.state()[0]
+        active = run_state != libvirt.VIR_DOMAIN_SHUTOFF
+        return LiveObject("Guest", dom.name(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), active,
+                          bool(dom.autostart()) if dom.isPersistent() else False,
+                          dom.XMLDesc(0) if active else None, run_state == libvirt.VIR_DOMAIN_PAUSED)
+
+    def _volumes(self, state: HostState, name: str, pool) -> bool:
+        """Read one pool's volumes; False when the pool went away or stopped meanwhile."""
+        try:
+            vols = pool.listAllVolumes(0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() in _GONE | {libvirt.VIR_ERR_OPERATION_INVALID}:
+                return False
+            raise
+        for vol in vols:
+            key = f"{name}/{vol.name()}"
+            self._keep(state, _gone(lambda vol=vol, key=key: LiveObject("Volume", key, vol.XMLDesc(0), True)))
+        return True
 
     def domain_xml(self, name: str) -> str | None:
         """The saved definition of a guest, or None when there is none."""

@@ -1,6 +1,7 @@
 """The virt-reconcile command: parses arguments, calls the pipeline, prints, sets the exit code."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from .pipeline import PlanOptions
 from .plan import Plan
 from .schema import schema_text
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Declarative, GitOps-style reconciler for libvirt hosts.")
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -64,10 +65,10 @@ def plan(paths: list[Path] = PathsArg,
         raise typer.Exit(EXIT_ERROR)
     try:
         the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty))
+        if out:
+            the_plan.save(out)
     except ReconcilerError as exc:
         _fail(exc)
-    if out:
-        the_plan.save(out)
     fmt = "json" if json_out else fmt
     if fmt == "json":
         report.plan_json(the_plan, sys.stdout)
@@ -75,9 +76,12 @@ def plan(paths: list[Path] = PathsArg,
         sys.stdout.write(report.plan_markdown(the_plan))
     else:
         report.plan_text(the_plan, sys.stdout)
+    report.plan_problems(the_plan)
     _warn_dirty(the_plan)
     if out and fmt == "text":
         typer.echo(f"\nSaved the plan to {out}; run: virt-reconcile apply --plan {out}")
+    if the_plan.problems:
+        raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK if the_plan.empty else EXIT_CHANGES)
 
 
@@ -98,22 +102,25 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, help="manifest file
         _err("Error: give manifest PATHs or --plan FILE (one of them)")
         raise typer.Exit(EXIT_ERROR)
     options = Options(restart, allow_destroy, shutdown_timeout, force_stop)
+    failed: dict[str, str] = {}
     try:
         if plan_file:
             saved = Plan.load(plan_file)
-            hosts = {h: (uri, saved.instances.get(h, "default")) for h, uri in saved.hosts.items()}
+            hosts = {h: pipeline.Target(saved.hosts[h], saved.instances.get(h, "default"))
+                     for h in sorted({a.host for a in saved.actions})}
             commit = saved.git.get("commit", "")
         else:
             manifest = pipeline.load(paths)
-            hosts = {h: (uri, manifest.hosts[h].spec.instance)
-                     for h, uri in pipeline.hosts_of(manifest, host).items()}
+            hosts = pipeline.targets(manifest, pipeline.hosts_of(manifest, host))
             commit = ""
-        with pipeline.locked(hosts, "apply", lock_timeout, _err, commit) as conns:
+        with pipeline.locked(hosts, "apply", lock_timeout, _err, commit, failed) as conns:
             if plan_file:
                 the_plan = saved
+                the_plan.actions = [a for a in the_plan.actions if a.host in conns]
                 pipeline.check_saved(the_plan)
             else:
-                the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty))
+                the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty), hosts=set(conns))
+            the_plan.problems = list(failed.values()) + the_plan.problems
             _apply(the_plan, conns, options, confirm=not (auto_approve or plan_file))
     except ReconcilerError as exc:
         _fail(exc)
@@ -121,9 +128,11 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, help="manifest file
 
 def _apply(the_plan: Plan, conns: dict, options: Options, confirm: bool) -> None:
     report.plan_text(the_plan, sys.stdout)
+    report.plan_problems(the_plan)
     _warn_dirty(the_plan)
+    done = EXIT_ERROR if the_plan.problems else EXIT_OK
     if the_plan.empty:
-        raise typer.Exit(EXIT_OK)
+        raise typer.Exit(done)
     if confirm:
         answer = typer.prompt("\nApply these changes? Only 'yes' is accepted", default="", show_default=False)
         if answer.strip() != "yes":
@@ -134,6 +143,9 @@ def _apply(the_plan: Plan, conns: dict, options: Options, confirm: bool) -> None
     typer.echo("\n" + report.results_summary(results))
     if any(r.status != "done" for r in results):
         typer.echo("There is no automatic rollback: fix the cause and apply again to converge.")
+        raise typer.Exit(EXIT_ERROR)
+    if the_plan.problems:
+        typer.echo("Some hosts or objects could not be planned (see the errors above); the rest was applied.")
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -149,10 +161,13 @@ def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_time
     except ReconcilerError as exc:
         _fail(exc)
     report.drift_text(result, sys.stdout)
-    if json_file:
-        monitor.write_json(result, json_file)
-    if metrics_file:
-        monitor.write_metrics(result, metrics_file)
+    try:
+        if json_file:
+            monitor.write_json(result, json_file)
+        if metrics_file:
+            monitor.write_metrics(result, metrics_file)
+    except ReconcilerError as exc:
+        _fail(exc)
     return result.exit_code
 
 
@@ -195,10 +210,11 @@ def status(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
            json_out: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
     """List per host: managed objects with the commit they were applied from, missing and unmanaged ones."""
     try:
-        hosts = manage.status(paths, host)
+        hosts, errors = manage.status(paths, host)
     except ReconcilerError as exc:
         _fail(exc)
-    report.status(hosts, json_out, sys.stdout)
+    report.status(hosts, json_out, sys.stdout, errors)
+    raise typer.Exit(EXIT_ERROR if errors else EXIT_OK)
 
 
 @app.command()
@@ -245,3 +261,19 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this
         out.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+def main() -> None:
+    """The command's entry point: no command ends in a traceback. An error the tool did not
+    foresee is printed in one line (VIRT_RECONCILE_DEBUG=1 shows the traceback) and exits 1."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        _err("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001  (the last safety net)
+        if os.environ.get("VIRT_RECONCILE_DEBUG"):
+            raise
+        _err(f"Error: internal error, please report it: {type(exc).__name__}: {exc} "
+             "(VIRT_RECONCILE_DEBUG=1 shows where)")
+        sys.exit(EXIT_ERROR)

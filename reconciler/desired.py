@@ -49,7 +49,7 @@ def prune(values):
 
 
 def _uuid(item: Item, live: LiveObject | None, ctx: Context) -> str:
-    return (fields.uuid_of(live.xml) if live else None) or object_uuid(ctx.instance, item.ref.kind, item.ref.name)
+    return (fields.uuid_of(live.root) if live else None) or object_uuid(ctx.instance, item.ref.kind, item.ref.name)
 
 
 def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
@@ -82,15 +82,16 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         disks.append({"device": disk.device, "bus": bus, "target": target, "readonly": readonly,
                       "format": disk.format or (vol.spec.format if vol else "raw"),
                       "pool": pool, "volume": volume, "path": disk.path})
-    live_macs = list(fields.read("Guest", live.xml)["interfaces"]) if live else []
+    live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
     nics = [{"network": n.network, "mac": mac, "model": n.model} for n, mac in zip(spec.interfaces, macs)]
     g = {
         "name": item.ref.name, "uuid": uuid,
         "type": spec.type or ("kvm" if "kvm" in state.domain_types else "qemu"),
         "memory_max_kib": -(-spec.memory.max // 1024),
-        "memory_current_kib": -(-(spec.memory.current or spec.memory.max) // 1024),
-        "vcpus_max": spec.vcpus.max, "vcpus_current": spec.vcpus.current or spec.vcpus.max,
+        "memory_current_kib": -(-(spec.memory.max if spec.memory.current is None else spec.memory.current) // 1024),
+        "vcpus_max": spec.vcpus.max,
+        "vcpus_current": spec.vcpus.max if spec.vcpus.current is None else spec.vcpus.current,
         "machine": spec.machine, "cpu_mode": spec.cpu.mode if spec.cpu else None,
         "boot": spec.boot, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.console,
@@ -107,7 +108,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
 
 def network(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
     spec = item.spec
-    live_root = fields.parse(live.xml) if live else None
+    live_root = live.root if live else None
     carried_bridge = live_root.xpath("string(bridge/@name)") if live_root is not None else ""
     n = {
         "name": item.ref.name, "uuid": _uuid(item, live, ctx),

@@ -7,6 +7,7 @@ Classes, per object of one host and instance:
   unmanaged  on the host, not owned by this instance (declared ones are reported here too)
   runtime    a guest not in the state the manifest asks, or running an older definition;
              a network or pool that is not active
+  broken     declared, but libvirt returns XML for it that cannot be parsed
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .inventory import host_inventory, unreadable
 from .live import HostState
 from .manifest import Manifest
 
-CLASSES = ("drift", "pending", "missing", "unmanaged", "runtime")
+CLASSES = ("drift", "pending", "missing", "unmanaged", "runtime", "broken")
 
 
 @dataclass
@@ -64,7 +65,7 @@ def _runtime(host: str, kind: str, name: str, want, live) -> list[Finding]:
 def _owned(host: str, item, want, live, rec) -> list[Finding]:
     kind, name = item.ref.kind, item.ref.name
     out = []
-    live_fields = fields.read(kind, live.xml)
+    live_fields = fields.read(kind, live.root)
     applied = rec.content.get("autostart")
     drifted = _changes(live_fields, rec.fields)   # before = live now, after = as applied
     if applied is not None and applied != live.autostart:
@@ -88,6 +89,9 @@ def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.C
         key = (item.ref.kind, item.ref.name)
         declared.add(key)
         live, rec = state.get(*key), owned.get(key)
+        if key in state.broken:
+            findings.append(Finding(host, *key, "broken", f"{state.broken[key]}: repair or remove it with virsh"))
+            continue
         want = desired_mod.build(item, manifest, state, ctx)
         if rec is not None and live is None and unreadable(state, *key):
             findings.append(Finding(host, *key, "runtime", "cannot be read: its pool is inactive"))
@@ -112,6 +116,8 @@ def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.C
             findings.append(Finding(host, *key, "missing", "owned, gone from the host and from the manifests"))
         elif entry.status == "unmanaged":
             findings.append(Finding(host, *key, "unmanaged", "on the host, not managed (never touched)"))
+        elif entry.status == "broken":
+            findings.append(Finding(host, *key, "unmanaged", f"not in the manifests; {state.broken[key]}"))
     return findings
 
 

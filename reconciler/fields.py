@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -142,14 +143,24 @@ def _read(table: dict, node) -> dict:
     return out
 
 
-def parse(xml: str) -> etree._Element:
-    return etree.fromstring(xml.encode(), etree.XMLParser(remove_blank_text=True))
+_PARSERS = threading.local()
+
+
+def parse(xml: str | etree._Element) -> etree._Element:
+    """An element from XML text (an element is passed through). XML from a host is data: no
+    entity is expanded, nothing is fetched, lxml's size limits hold."""
+    if isinstance(xml, etree._Element):
+        return xml
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False,
+                                                   no_network=True, load_dtd=False)
+    return etree.fromstring(xml.encode(), parser)
 
 
 def read(kind: str, xml: str | etree._Element) -> dict:
     """Canonical fields of one object of `kind` from its XML."""
-    root = parse(xml) if isinstance(xml, str) else xml
-    values = _read(TABLES[kind], root)
+    values = _read(TABLES[kind], parse(xml))
     if kind == "Guest":
         # libvirt omits current= when it equals the maximum, and adds currentMemory.
         if values["vcpus"]["current"] is None:
@@ -160,6 +171,5 @@ def read(kind: str, xml: str | etree._Element) -> dict:
 
 
 def uuid_of(xml: str | etree._Element) -> str | None:
-    root = parse(xml) if isinstance(xml, str) else xml
-    found = root.xpath("uuid/text()")
+    found = parse(xml).xpath("uuid/text()")
     return str(found[0]).strip() if found else None

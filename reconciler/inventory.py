@@ -11,7 +11,7 @@ from .live import HostState
 class Entry:
     kind: str
     name: str
-    status: str          # managed | missing | unmanaged | other-instance
+    status: str          # managed | missing | unmanaged | other-instance | broken
     state: str = ""      # running/shutoff, active/inactive
     commit: str = ""
     applied: str = ""
@@ -38,7 +38,7 @@ def _other_inventories(state: HostState, instance: str) -> dict[tuple[str, str],
     found = {}
     for (kind, name), obj in state.objects.items():
         if kind == "Guest" and name.startswith(ownership.INVENTORY_PREFIX) and name != ownership.inventory_name(instance):
-            for key, rec in ownership.read_inventory(obj.xml).items():
+            for key, rec in ownership.read_inventory(obj.root).items():
                 found[key] = rec.instance
     return found
 
@@ -49,6 +49,10 @@ def host_inventory(state: HostState, instance: str) -> list[Entry]:
     entries = []
     for (kind, name), rec in owned.items():
         obj = state.get(kind, name)
+        if (kind, name) in state.broken:
+            entries.append(Entry(kind, name, "broken", state.broken[(kind, name)], rec.commit, rec.applied,
+                                 rec.dirty, rec.instance))
+            continue
         if obj is None and unreadable(state, kind, name):
             entries.append(Entry(kind, name, "managed", "unknown (pool inactive)", rec.commit, rec.applied,
                                  rec.dirty, rec.instance))
@@ -59,10 +63,13 @@ def host_inventory(state: HostState, instance: str) -> list[Entry]:
     for (kind, name), obj in state.objects.items():
         if (kind, name) in owned or ownership.is_internal(kind, name):
             continue
-        marker = ownership.read_marker(obj.xml) if kind in ("Guest", "Network") else None
+        marker = ownership.read_marker(obj.root) if kind in ("Guest", "Network") else None
         other = marker.instance if marker else others.get((kind, name), "")
         status = "other-instance" if other and other != instance else "unmanaged"
         entries.append(Entry(kind, name, status, _run_state(kind, obj), instance=other))
+    for (kind, name), why in state.broken.items():
+        if (kind, name) not in owned and not ownership.is_internal(kind, name):
+            entries.append(Entry(kind, name, "broken", why))
     order = ("Network", "StoragePool", "Volume", "Guest")
-    return sorted(entries, key=lambda e: (("managed", "missing", "unmanaged", "other-instance").index(e.status),
-                                          order.index(e.kind), e.name))
+    statuses = ("managed", "missing", "unmanaged", "other-instance", "broken")
+    return sorted(entries, key=lambda e: (statuses.index(e.status), order.index(e.kind), e.name))

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+
+from lxml import etree
+
+from . import fields
 
 
 @dataclass
@@ -14,6 +19,26 @@ class LiveObject:
     active: bool = False
     autostart: bool = False
     live_xml: str | None = None   # the running definition (domains that run)
+    paused: bool = False          # a guest that runs but is paused
+
+    @cached_property
+    def root(self) -> etree._Element:
+        """The saved definition, parsed once."""
+        return fields.parse(self.xml)
+
+    @cached_property
+    def live_root(self) -> etree._Element | None:
+        """The running definition, parsed once (None when the object does not run)."""
+        return fields.parse(self.live_xml) if self.live_xml else None
+
+
+@dataclass
+class HostFacts:
+    """What the host offers guests (from its capabilities)."""
+
+    domain_types: set[str] = field(default_factory=set)      # kvm, qemu
+    machines: dict[str, int] = field(default_factory=dict)  # machine type -> most vCPUs it takes
+    memory_kib: int = 0     # the host's RAM (/proc/meminfo: NUMA cells under-report in some VMs)
 
 
 @dataclass
@@ -22,9 +47,37 @@ class HostState:
 
     host: str
     uri: str
-    domain_types: set[str] = field(default_factory=set)
+    facts: HostFacts = field(default_factory=HostFacts)
     objects: dict[tuple[str, str], LiveObject] = field(default_factory=dict)
     listed_pools: set[str] = field(default_factory=set)   # pools whose volumes were listed
+    broken: dict[tuple[str, str], str] = field(default_factory=dict)   # unreadable XML: why
+
+    @property
+    def domain_types(self) -> set[str]:
+        return self.facts.domain_types
 
     def get(self, kind: str, name: str) -> LiveObject | None:
         return self.objects.get((kind, name))
+
+
+def capabilities(xml: str) -> HostFacts:
+    """HostFacts from libvirt's capabilities XML (x86_64 hvm guests)."""
+    root = fields.parse(xml)
+    facts = HostFacts()
+    for arch in root.xpath("guest[os_type='hvm']/arch[@name='x86_64']"):
+        facts.domain_types |= set(arch.xpath("domain/@type"))
+        for machine in arch.xpath("machine | domain/machine"):
+            facts.machines[fields.text(machine)] = int(machine.get("maxCpus") or 1)
+    return facts
+
+
+def sort_out_broken(state: HostState) -> HostState:
+    """Move objects whose XML libvirt returned malformed from `objects` to `broken` (with why), so
+    every later step reads only parseable XML; the rest of the host is not affected."""
+    for key, obj in list(state.objects.items()):
+        try:
+            obj.root, obj.live_root    # noqa: B018  (parse both now)
+        except etree.XMLSyntaxError as exc:
+            del state.objects[key]
+            state.broken[key] = f"libvirt returned XML that is not well-formed ({exc.msg})"
+    return state

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
-
+from . import yamlsafe
 from .errors import Diagnostic, ManifestError
 
 SUFFIXES = (".yaml", ".yml")
@@ -17,63 +13,16 @@ SUFFIXES = (".yaml", ".yml")
 
 @dataclass
 class SourceDoc:
-    """One YAML document: its plain data and a way to find the line of any field path.
-
-    Data comes from the fast (libyaml) safe loader; positions are read only when an error
-    needs them, by parsing the file again with the round-trip loader."""
+    """One YAML document: its data (Map/Seq from yamlsafe, which know their lines) and its origin."""
 
     file: str
     index: int
     data: Any
-
-    @property
-    def node(self) -> Any:
-        stat = Path(self.file).stat()
-        return _positions(self.file, stat.st_mtime_ns, stat.st_size)[self.index]
-
-    @property
-    def line(self) -> int:
-        node = self.node
-        return node.lc.line + 1 if hasattr(node, "lc") else 1
+    line: int = 1
 
     def line_of(self, path: tuple) -> int:
         """Line (1-based) of the deepest part of `path` that exists in the document."""
-        node, line = self.node, self.line
-        for part in path:
-            if isinstance(node, CommentedMap) and part in node:
-                line = node.lc.key(part)[0] + 1
-                node = node[part]
-            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-                line = node.lc.item(part)[0] + 1
-                node = node[part]
-            else:
-                break
-        return line
-
-
-@lru_cache(maxsize=64)
-def _positions(file: str, _mtime_ns: int, _size: int) -> list:
-    """The round-trip parse of a file's non-empty documents (they carry line numbers);
-    cached per version of the file."""
-    text = Path(file).read_text(encoding="utf-8")
-    return [node for node in YAML(typ="rt").load_all(text) if node is not None]
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip types to plain dict/list/str/int."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return node
+        return yamlsafe.line_of(self.data, path, self.line)
 
 
 def manifest_files(paths: list[Path]) -> list[Path]:
@@ -87,36 +36,44 @@ def manifest_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def load_file(path: Path) -> list[SourceDoc]:
-    """Every non-empty document of one file; a YAML error becomes a ManifestError with its line.
+def _read(path: Path) -> bytes:
+    """The file's bytes, reading at most one byte past the size limit."""
+    with open(path, "rb") as src:
+        return src.read(yamlsafe.MAX_BYTES + 1)
 
-    libyaml (fast) reads first; what it rejects but YAML 1.2 allows (a ':' inside a plain scalar
-    in a flow mapping, as in {mac: 52:54:00:...}) is read again by ruamel's own parser."""
+
+def parse_text(file: str, text: str) -> list[SourceDoc]:
+    """Every non-empty document of `text`; ManifestError naming file, line and field otherwise."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError([Diagnostic(str(path), None, "", f"cannot read: {exc}")]) from None
-    for typ in ("safe", "rt"):
-        try:
-            nodes = [node for node in YAML(typ=typ).load_all(text) if node is not None]
-            return [SourceDoc(str(path), n, _plain(node)) for n, node in enumerate(nodes)]
-        except MarkedYAMLError as exc:
-            error = exc
-    mark = error.problem_mark or error.context_mark
-    line = mark.line + 1 if mark else None
-    problem = error.problem or error.context or "invalid YAML"
-    raise ManifestError([Diagnostic(str(path), line, "", f"YAML syntax: {problem}")]) from None
+        docs = yamlsafe.load_text(text)
+    except yamlsafe.Problem as exc:
+        raise ManifestError([_diagnostic(file, exc)]) from None
+    return [SourceDoc(file, n, doc.data, doc.line) for n, doc in enumerate(docs)]
+
+
+def load_file(path: Path) -> list[SourceDoc]:
+    """Every non-empty document of one file."""
+    try:
+        text = yamlsafe.decode(_read(path))
+    except OSError as exc:
+        raise ManifestError([Diagnostic(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    except yamlsafe.Problem as exc:
+        raise ManifestError([_diagnostic(str(path), exc)]) from None
+    return parse_text(str(path), text)
+
+
+def _diagnostic(file: str, problem: yamlsafe.Problem) -> Diagnostic:
+    return Diagnostic(file, problem.line, ".".join(str(p) for p in problem.path), problem.message)
 
 
 def load(paths: list[Path]) -> tuple[list[SourceDoc], list[Diagnostic]]:
     """All documents below `paths`, and the problems of the files that could not be read."""
     docs: list[SourceDoc] = []
     problems: list[Diagnostic] = []
-    files = manifest_files(paths)
     for path in paths:
         if not path.exists():
             problems.append(Diagnostic(str(path), None, "", "no such file or directory"))
-    for path in files:
+    for path in manifest_files(paths):
         try:
             docs += load_file(path)
         except ManifestError as exc:

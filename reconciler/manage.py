@@ -3,19 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from . import adopt as adopt_mod, desired, gitinfo, inventory, loader, locking, ownership, pipeline
 from .errors import ReconcilerError
 from .manifest import Manifest, Ref, build
 
 
-def status(paths: list[Path], only_host: str | None = None) -> dict[str, list[inventory.Entry]]:
-    """Per host: managed objects with their commit, missing ones, unmanaged ones (read-only)."""
+def status(paths: list[Path], only_host: str | None = None) -> tuple[dict[str, list[inventory.Entry]], dict[str, str]]:
+    """Per host: managed objects with their commit, missing, unmanaged and broken ones
+    (read-only); and the hosts that could not be read, with why."""
     manifest = pipeline.load(paths)
-    states = pipeline.observe(manifest, pipeline.hosts_of(manifest, only_host))
+    states, errors = pipeline.observe(manifest, pipeline.hosts_of(manifest, only_host))
     return {host: inventory.host_inventory(state, manifest.hosts[host].spec.instance)
-            for host, state in states.items()}
+            for host, state in states.items()}, errors
 
 
 def _host(manifest: Manifest, host: str | None) -> str:
@@ -47,14 +46,16 @@ def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None,
     if out.exists():
         raise ReconcilerError(f"{out} exists: give another --out")
     uri = manifest.hosts[host].spec.uri
-    with pipeline.locked({host: (uri, instance)}, f"adopt {kind}/{name}", lock_timeout, say) as conns:
-        state = pipeline.observe(manifest, {host: uri})[host]
+    with pipeline.locked(pipeline.targets(manifest, {host: uri}), f"adopt {kind}/{name}", lock_timeout, say) as conns:
+        state = pipeline.observe_host(manifest, host, uri)
+        if (kind, name) in state.broken:
+            raise ReconcilerError(f"{host}/{kind}/{name}: {state.broken[(kind, name)]}; not adopted")
         live = state.get(kind, name)
         if live is None:
             raise ReconcilerError(f"{host}/{kind}/{name} is not on the host")
         if (kind, name) in ownership.records(state, instance):
             raise ReconcilerError(f"{host}/{kind}/{name} is already managed by instance {instance!r}")
-        marker = ownership.read_marker(live.xml) if kind in ("Guest", "Network") else None
+        marker = ownership.read_marker(live.root) if kind in ("Guest", "Network") else None
         if marker and marker.instance != instance:
             raise ReconcilerError(f"{host}/{kind}/{name} belongs to instance {marker.instance!r}; not adopted")
         doc = adopt_mod.document(kind, name, host, live.xml, live.active, live.autostart)
@@ -70,9 +71,8 @@ def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None,
 def _validated(paths: list[Path], out: Path, text: str) -> Manifest:
     """The manifests with the adopted document, validated as if it were already written to `out`."""
     docs, problems = loader.load(paths)
-    extra = loader.SourceDoc(str(out), 0, YAML(typ="safe").load(text))
     try:
-        return build(docs + [extra], problems)
+        return build(docs + loader.parse_text(str(out), text), problems)
     except ReconcilerError as exc:
         raise ReconcilerError(f"the adopted manifest would not validate with the others (adopt what it "
                               f"refers to first):\n{exc}") from None
@@ -92,8 +92,8 @@ def forget(paths: list[Path], kind_name: str, host: str | None, lock_timeout: fl
     manifest = pipeline.load(paths)
     host = _host(manifest, host)
     instance, uri = manifest.hosts[host].spec.instance, manifest.hosts[host].spec.uri
-    with pipeline.locked({host: (uri, instance)}, f"forget {kind}/{name}", lock_timeout, say) as conns:
-        state = pipeline.observe(manifest, {host: uri})[host]
+    with pipeline.locked(pipeline.targets(manifest, {host: uri}), f"forget {kind}/{name}", lock_timeout, say) as conns:
+        state = pipeline.observe_host(manifest, host, uri)
         if (kind, name) not in ownership.records(state, instance):
             raise ReconcilerError(f"{host}/{kind}/{name} is not managed by instance {instance!r}")
         if kind in ("Guest", "Network"):
@@ -107,8 +107,9 @@ def unlock(paths: list[Path], lock_id: str, host: str | None) -> None:
     from .adapter import Host
     manifest = pipeline.load(paths)
     host = _host(manifest, host)
-    instance, uri = manifest.hosts[host].spec.instance, manifest.hosts[host].spec.uri
-    conn = Host(host, uri, readonly=False)
+    spec = manifest.hosts[host].spec
+    instance = spec.instance
+    conn = Host(host, spec.uri, readonly=False, timeout=spec.timeout)
     try:
         if not conn.unlock(locking.lock_name(instance), lock_id):
             held = locking.parse(conn.read_lock(locking.lock_name(instance)) or "")

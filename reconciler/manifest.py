@@ -191,7 +191,7 @@ def _host_conflicts(items: list[Item]) -> list[Diagnostic]:
                              f"of Network {a.ref.name!r} (DHCP ranges and routes would clash)"))
     pools = [i for i in items if i.ref.kind == "StoragePool"]
     for a, b in itertools.combinations(pools, 2):
-        if a.spec.path.rstrip("/") == b.spec.path.rstrip("/"):
+        if a.spec.path == b.spec.path:      # paths are in normal form (models.HostPath)
             out.append(_diag(b, ("spec", "path"), f"path {b.spec.path} is also the path of StoragePool {a.ref.name!r}"))
     macs: dict[str, Item] = {}
     for guest in (i for i in items if i.ref.kind == "Guest"):

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import ipaddress
+import posixpath
+import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
+                      ValidationInfo, field_validator, model_validator)
 
+from . import uris
 from .units import human_size, parse_size
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
@@ -19,7 +23,63 @@ Size = Annotated[
 ]
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=200)]
 Mac = Annotated[str, Field(pattern=MAC_PATTERN), BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
-IfName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$")]
+
+# libvirt's largest values: memory is parsed in KiB up to 2^53-1; qemu-img takes images up to
+# 2^63-1 bytes, and qcow2 (64 KiB clusters) up to 2 PiB.
+MAX_MEMORY = (2**53 - 1) * 1024
+MAX_RAW = 2**63 - 1
+MAX_QCOW2 = 2**51
+_DNS_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def _ifname(value: str) -> str:
+    """Linux interface names: 1-15 bytes, no '/', ':' or spaces, not '.' or '..'."""
+    if value in (".", ".."):
+        raise ValueError(f"{value!r} is not an interface name")
+    return value
+
+
+def _dns_name(value: str) -> str:
+    """A host name as DHCP and DNS take it: dot-separated labels of letters, digits and '-'."""
+    labels = value.split(".")
+    if len(value) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise ValueError(f"{value!r} is not a DNS name (labels of letters, digits and '-', 1-63 "
+                         "characters each, separated by dots)")
+    return value
+
+
+_PSEUDO_FS = ("/proc", "/sys", "/dev")
+
+
+def _host_path(value: str) -> str:
+    """An absolute path in normal form: '//', '/./' and a trailing '/' are folded; '..' is refused
+    (it names another place when a directory is a symlink); each component fits the kernel's limits."""
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path (starting with /)")
+    parts = value.split("/")
+    if ".." in parts:
+        raise ValueError(f"{value!r} contains '..': write the path without it")
+    if any(len(part.encode()) > 255 for part in parts) or len(value.encode()) > 4095:
+        raise ValueError("a path component is over 255 bytes or the path over 4095 bytes")
+    norm = posixpath.normpath(value)
+    return "/" + norm.lstrip("/")
+
+
+def _not_root(value: str) -> str:
+    if value == "/":
+        raise ValueError("'/' is the root directory, not a file or pool directory")
+    return value
+
+
+def _real_dir(value: str) -> str:
+    if value == "/" or any(value == fs or value.startswith(fs + "/") for fs in _PSEUDO_FS):
+        raise ValueError(f"{value!r} cannot hold a storage pool (/, /proc, /sys and /dev are not for files)")
+    return value
+
+
+IfName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$"), AfterValidator(_ifname)]
+DnsName = Annotated[str, Field(max_length=253), AfterValidator(_dns_name)]
+HostPath = Annotated[str, Field(min_length=1), AfterValidator(_host_path)]
 
 
 class Strict(BaseModel):
@@ -37,11 +97,24 @@ class Metadata(Strict):
 # --- Host -------------------------------------------------------------------------------------
 
 class HostSpec(Strict):
-    uri: str = Field(min_length=1, description="libvirt connection URI, e.g. qemu:///system")
+    insecure_tcp: bool = Field(False, description="accept a qemu+tcp:// URI (unencrypted)")
+    uri: str = Field(min_length=1, description="libvirt connection URI: qemu:///system, "
+                                              "qemu+ssh://[user@]host/system, qemu+tls://host/system, "
+                                              "qemu+unix:///system?socket=PATH")
     instance: Name = Field("default", max_length=40,
                            description="names this set of manifests on the host; objects of other "
                                        "instances are never touched")
     prune: bool = Field(False, description="delete owned objects that left the manifests (as --prune)")
+    timeout: float = Field(120, gt=0, le=86400, description="seconds the host may take to connect and to "
+                                                            "be read; past it, its part of the run fails")
+
+    @field_validator("uri")
+    @classmethod
+    def _safe_uri(cls, uri: str, info: ValidationInfo) -> str:
+        why = uris.problem(uri, info.data.get("insecure_tcp", False))
+        if why:
+            raise ValueError(why)
+        return uri
 
 
 # --- Network ----------------------------------------------------------------------------------
@@ -49,7 +122,7 @@ class HostSpec(Strict):
 class DhcpHost(Strict):
     mac: Mac
     ip: ipaddress.IPv4Address
-    name: str | None = None
+    name: DnsName | None = None
 
 
 class Dhcp(Strict):
@@ -105,30 +178,36 @@ class NetworkSpec(Strict):
 
 class StoragePoolSpec(Strict):
     type: Literal["dir"] = "dir"
-    path: str = Field(pattern=r"^/", description="absolute directory path")
+    path: Annotated[HostPath, AfterValidator(_real_dir)] = Field(description="absolute directory path")
     autostart: bool = True
     protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
 
 
 class VolumeSpec(Strict):
     pool: Name
-    capacity: Size
     format: Literal["qcow2", "raw"] = "qcow2"
+    capacity: Size
     protect: bool = Field(True, description="refuse to delete it (and its data) when it leaves the "
                                             "manifests; set false, apply, then remove it to allow that")
 
-    @model_validator(mode="after")
-    def _positive(self) -> "VolumeSpec":
-        if self.capacity <= 0:
+    @field_validator("capacity")
+    @classmethod
+    def _fits(cls, capacity: int, info: ValidationInfo) -> int:
+        if capacity <= 0:
             raise ValueError("capacity must be more than 0")
-        return self
+        fmt = info.data.get("format", "qcow2")
+        limit = MAX_QCOW2 if fmt == "qcow2" else MAX_RAW
+        if capacity > limit:
+            raise ValueError(f"{human_size(capacity)} is above the largest {fmt} image ({human_size(limit)})")
+        return capacity
 
 
 # --- Guest ------------------------------------------------------------------------------------
 
 class Vcpus(Strict):
     current: int | None = Field(None, ge=1, description="vCPUs online now; defaults to max")
-    max: int = Field(ge=1, le=4096)
+    # libvirt needs an IOMMU with extended interrupt mode (not modelled yet) above 255 vCPUs
+    max: int = Field(ge=1, le=255, description="most vCPUs (up to 255)")
 
     @model_validator(mode="after")
     def _current_le_max(self) -> "Vcpus":
@@ -145,6 +224,10 @@ class Memory(Strict):
     def _current_le_max(self) -> "Memory":
         if self.max < 1024**2:
             raise ValueError("max must be at least 1MiB")
+        if self.max > MAX_MEMORY:
+            raise ValueError(f"max is above libvirt's largest memory size ({human_size(MAX_MEMORY)})")
+        if self.current is not None and self.current < 1024:
+            raise ValueError("current must be at least 1KiB (leave it out to use max)")
         if self.current is not None and self.current > self.max:
             raise ValueError(f"current ({human_size(self.current)}) is above max ({human_size(self.max)})")
         return self
@@ -157,8 +240,10 @@ def _short_form(key: str):
 
 class Disk(Strict):
     device: Literal["disk", "cdrom"] = "disk"
-    volume: str | None = Field(None, pattern=r"^[^/]+/[^/]+$", description="pool/volume of a declared Volume")
-    path: str | None = Field(None, pattern=r"^/", description="image file (for a cdrom: the media)")
+    volume: str | None = Field(None, pattern=NAME_PATTERN.replace("$", "") + "/" + NAME_PATTERN[1:],
+                               max_length=401, description="pool/volume of a declared Volume")
+    path: Annotated[HostPath, AfterValidator(_not_root)] | None = Field(
+        None, description="image file (for a cdrom: the media)")
     format: Literal["qcow2", "raw"] | None = Field(None, description="defaults to the volume's format, or raw")
     bus: Literal["virtio", "sata", "scsi", "usb"] | None = Field(None, description="virtio for disks, sata for cdroms")
     target: str | None = Field(None, pattern=r"^(vd|sd|hd)[a-z]{1,2}$")
@@ -179,9 +264,16 @@ class Interface(Strict):
     model: Literal["virtio", "e1000e", "e1000", "rtl8139"] = "virtio"
 
 
+def _no_scope(value):
+    if getattr(value, "scope_id", None):
+        raise ValueError("an IPv6 address with a %scope is not accepted by libvirt")
+    return value
+
+
 class Graphics(Strict):
     type: Literal["vnc"] = "vnc"
-    listen: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address("127.0.0.1")
+    listen: Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address, AfterValidator(_no_scope)] = \
+        ipaddress.IPv4Address("127.0.0.1")
     port: int | None = Field(None, ge=5900, le=65535, description="fixed port; left out: allocated at start")
 
 

@@ -53,11 +53,11 @@ def run(paths: list[Path], only_host: str | None = None, repair: bool = False,
         entry = HostReport(host, uri)
         ctx = desired.Context(manifest.hosts[host].spec.instance, prov)
         try:
-            state = pipeline.observe(manifest, {host: uri})[host]
+            state = pipeline.observe_host(manifest, host, uri)
             entry.findings = drift.classify(manifest, host, state, ctx)
             if repair:
                 entry.repaired = _repair(manifest, host, uri, ctx, entry.findings, options, lock_timeout, say)
-                state = pipeline.observe(manifest, {host: uri})[host]
+                state = pipeline.observe_host(manifest, host, uri)
                 entry.findings = drift.classify(manifest, host, state, ctx)
         except ReconcilerError as exc:
             entry.error = str(exc)
@@ -74,9 +74,9 @@ def _repair(manifest, host, uri, ctx, findings, options, lock_timeout, say) -> l
         say(f"{address}: drifted, but the manifests changed too: not repaired (use apply)")
     if not targets:
         return []
-    with pipeline.locked({host: (uri, ctx.instance)}, "drift --repair", lock_timeout, say,
+    with pipeline.locked(pipeline.targets(manifest, {host: uri}), "drift --repair", lock_timeout, say,
                          ctx.provenance.commit) as conns:
-        states = pipeline.observe(manifest, {host: uri})
+        states = {host: pipeline.observe_host(manifest, host, uri)}
         full = pipeline.make_plan(manifest, states, provenance=ctx.provenance)
         plan = Plan(full.hosts, [a for a in full.actions if a.address in targets], full.instances, full.git)
         return pipeline.execute(plan, conns, options)
@@ -99,10 +99,18 @@ def write_json(report: DriftReport, path: Path) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    """Write `text` to a temporary file beside `path`, then rename it over `path` (the previous
+    file stays whole when anything fails); ReconcilerError naming the file on failure."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise ReconcilerError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _previous_success(path: Path) -> dict[str, float]:
@@ -120,7 +128,7 @@ def _previous_success(path: Path) -> dict[str, float]:
 
 def write_metrics(report: DriftReport, path: Path) -> None:
     """Prometheus textfile (node_exporter's textfile collector), written atomically."""
-    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
     registry = CollectorRegistry()
     labels = ["host"]
     in_sync = Gauge("virt_reconcile_in_sync", "1 when the host matches the manifests", labels, registry=registry)
@@ -143,4 +151,4 @@ def write_metrics(report: DriftReport, path: Path) -> None:
             last_ok.labels(h.host).set(previous[h.host])
         duration.labels(h.host).set(h.duration)
         errors.labels(h.host).set(1 if h.error else 0)
-    write_to_textfile(str(path), registry)
+    _atomic_write(path, generate_latest(registry).decode())

@@ -66,15 +66,15 @@ def _record(el, uuid: str | None = None) -> Record:
                   el.get("dirty") == "yes", el.get("applied", ""), el.get("protect") == "yes", content, uuid)
 
 
-def read_marker(xml: str | None) -> Record | None:
-    """The owner marker of a guest or network definition, or None."""
-    if not xml:
+def read_marker(xml) -> Record | None:
+    """The owner marker of a guest or network definition (XML text or element), or None."""
+    if xml is None or (isinstance(xml, str) and not xml):
         return None
     found = fields.parse(xml).xpath("metadata/vr:owner", namespaces=NSMAP)
     return _record(found[0]) if found else None
 
 
-def owner_hash(xml: str | None) -> str | None:
+def owner_hash(xml) -> str | None:
     """The hash in a definition's owner marker, or None."""
     rec = read_marker(xml)
     return rec.hash if rec else None
@@ -82,12 +82,12 @@ def owner_hash(xml: str | None) -> str | None:
 
 def restart_pending(live) -> bool:
     """A running guest whose live owner marker differs from its saved one runs an older definition."""
-    return bool(live.active and live.live_xml) and owner_hash(live.live_xml) != owner_hash(live.xml)
+    return bool(live.active and live.live_xml) and owner_hash(live.live_root) != owner_hash(live.root)
 
 
-def read_inventory(xml: str | None) -> dict[tuple[str, str], Record]:
-    """Records of pools and volumes kept in an inventory domain's metadata."""
-    if not xml:
+def read_inventory(xml) -> dict[tuple[str, str], Record]:
+    """Records of pools and volumes kept in an inventory domain's metadata (XML text or element)."""
+    if xml is None or (isinstance(xml, str) and not xml):
         return {}
     root = fields.parse(xml)
     return {(el.get("kind"), el.get("name")): _record(el, el.get("uuid"))
@@ -145,13 +145,13 @@ def records(state: HostState, instance: str) -> dict[tuple[str, str], Record]:
     out = {}
     for (kind, name), obj in state.objects.items():
         if kind in ("Guest", "Network"):
-            rec = read_marker(obj.xml)
+            rec = read_marker(obj.root)
             if rec and rec.instance == instance and not is_internal(kind, name):
                 out[(kind, name)] = rec
     inventory = state.get("Guest", inventory_name(instance))
-    for (kind, name), rec in read_inventory(inventory.xml if inventory else None).items():
+    for (kind, name), rec in read_inventory(inventory.root if inventory else None).items():
         live = state.get(kind, name)
-        if kind == "StoragePool" and live is not None and fields.uuid_of(live.xml) != rec.uuid:
+        if kind == "StoragePool" and live is not None and fields.uuid_of(live.root) != rec.uuid:
             continue            # a pool of the same name made by someone else: not ours
         out[(kind, name)] = rec  # a recorded object that is gone is reported as missing
     return out

@@ -7,14 +7,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import desired, gitinfo, loader, locking, manifest as manifest_mod, ownership, planners
+from . import desired, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership, planners, rng
 from .apply import Options, Result, apply
 from .errors import PlanError, ReconcilerError
-from .live import HostState
-from .manifest import Manifest
+from .live import HostState, sort_out_broken
+from .manifest import Item, Manifest
 from .ownership import Provenance
 from .plan import Action, Plan
-from .prune import plan_prune
+from .prune import forget_gone, plan_prune
+
+DEFAULT_TIMEOUT = 120.0
+
+
+@dataclass
+class Target:
+    """A host to connect to: its URI, the instance acting on it, and how long it may take."""
+
+    uri: str
+    instance: str = "default"
+    timeout: float = DEFAULT_TIMEOUT
 
 
 @dataclass
@@ -34,25 +45,44 @@ def hosts_of(manifest: Manifest, only: str | None) -> dict[str, str]:
     return {name: doc.spec.uri for name, doc in manifest.hosts.items() if only in (None, name)}
 
 
-def observe(manifest: Manifest, hosts: dict[str, str]) -> dict[str, HostState]:
-    """Read every host once through a read-only connection."""
+def targets(manifest: Manifest, hosts: dict[str, str]) -> dict[str, Target]:
+    return {name: Target(uri, manifest.hosts[name].spec.instance, manifest.hosts[name].spec.timeout)
+            for name, uri in hosts.items()}
+
+
+def read_host(name: str, target: Target, volume_pools=lambda state: set()) -> HostState:
+    """Read one host through a read-only connection (HostError/AdapterError when it fails)."""
     from .adapter import Host
-    states = {}
+    conn = Host(name, target.uri, readonly=True, timeout=target.timeout)
+    try:
+        return sort_out_broken(conn.observe(volume_pools))
+    finally:
+        conn.close()
+
+
+def observe_host(manifest: Manifest, name: str, uri: str) -> HostState:
+    """Read one host of the manifests: every object, and the volumes of the pools they use or own."""
+    declared = {i.spec.pool for i in manifest.for_host(name) if i.ref.kind == "Volume"}
+    target = targets(manifest, {name: uri})[name]
+
+    def volume_pools(state: HostState) -> set[str]:
+        recorded = ownership.records(state, target.instance)
+        return declared | {n.split("/")[0] for k, n in recorded if k == "Volume"} | \
+            {n for k, n in recorded if k == "StoragePool"}
+
+    return read_host(name, target, lambda state: volume_pools(sort_out_broken(state)))
+
+
+def observe(manifest: Manifest, hosts: dict[str, str]) -> tuple[dict[str, HostState], dict[str, str]]:
+    """Read every host once; a host that cannot be read is reported in the second dict (host ->
+    why) and the others are read all the same."""
+    states, errors = {}, {}
     for name, uri in hosts.items():
-        declared = {i.spec.pool for i in manifest.for_host(name) if i.ref.kind == "Volume"}
-        instance = manifest.hosts[name].spec.instance
-
-        def volume_pools(state: HostState, declared=declared, instance=instance) -> set[str]:
-            recorded = ownership.records(state, instance)
-            return declared | {n.split("/")[0] for k, n in recorded if k == "Volume"} | \
-                {n for k, n in recorded if k == "StoragePool"}
-
-        conn = Host(name, uri, readonly=True)
         try:
-            states[name] = conn.observe(volume_pools)
-        finally:
-            conn.close()
-    return states
+            states[name] = observe_host(manifest, name, uri)
+        except ReconcilerError as exc:
+            errors[name] = str(exc)
+    return states, errors
 
 
 def _conflicts(host: str, instance: str, items, state: HostState, owned) -> list[str]:
@@ -68,30 +98,69 @@ def _conflicts(host: str, instance: str, items, state: HostState, owned) -> list
 
 
 def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOptions = PlanOptions(),
-              provenance: Provenance = Provenance()) -> Plan:
-    """Pure: desired objects against observed hosts -> ordered actions (or PlanError)."""
+              provenance: Provenance = Provenance(), errors: dict[str, str] | None = None) -> Plan:
+    """Pure: desired objects against observed hosts -> ordered actions (or PlanError).
+
+    Hosts in `errors` could not be read and objects whose XML libvirt returned malformed cannot be
+    planned: the plan carries them as problems and covers everything else."""
     plan = Plan(hosts={name: state.uri for name, state in states.items()},
                 git={"commit": provenance.commit, "dirty": provenance.dirty})
     problems: list[str] = []
+    for host, why in (errors or {}).items():
+        plan.hosts[host] = manifest.hosts[host].spec.uri
+        plan.problems.append(why)
     for host, state in states.items():
         instance = manifest.hosts[host].spec.instance
         plan.instances[host] = instance
         ctx = desired.Context(instance, provenance)
         owned = ownership.records(state, instance)
-        items = manifest.for_host(host)
+        items = _readable(plan, manifest.for_host(host), state)
         problems += _conflicts(host, instance, items, state, owned)
+        problems += [str(d) for d in hostcheck.problems(items, state)]
         for item in items:
             want = desired.build(item, manifest, state, ctx)
             key = (item.ref.kind, item.ref.name)
             action = planners.PLANNERS[item.ref.kind](want, state.get(*key), owned.get(key))
             if action is not None:
+                problems += _schema_problems(item, action)
                 plan.actions.append(action)
+        declared = {(i.ref.kind, i.ref.name) for i in manifest.for_host(host)}
+        plan.actions += forget_gone(host, declared, owned, state)
         if options.prune or manifest.hosts[host].spec.prune:
-            problems += _prune(plan, host, items, owned, state, options)
+            problems += _prune(plan, host, manifest.for_host(host), owned, state, options)
         plan.fingerprints |= fingerprints(host, state)
     if problems:
         raise PlanError("the plan cannot be made:\n" + "\n".join(f"  {p}" for p in problems))
     return plan
+
+
+def _readable(plan: Plan, items: list[Item], state: HostState) -> list[Item]:
+    """The declared objects whose live XML could be read; the others become problems of the plan,
+    and objects of others with malformed XML become warnings."""
+    declared = {(i.ref.kind, i.ref.name) for i in items}
+    for (kind, name), why in sorted(state.broken.items()):
+        address = f"{state.host}/{kind}/{name}"
+        if (kind, name) in declared:
+            plan.problems.append(f"{address}: {why}; it is left alone: repair or remove it with virsh, "
+                                 "then plan again")
+        else:
+            plan.warnings.append(f"{address} (not in the manifests): {why}; ignored")
+    return [i for i in items if (i.ref.kind, i.ref.name) not in state.broken]
+
+
+_DEFINES = {"define_domain", "define_network", "define_pool", "create_volume"}
+
+
+def _schema_problems(item: Item, action: Action) -> list[str]:
+    """libvirt's RelaxNG schema on every definition the action would write: a value the schema
+    refuses stops the plan here, naming the manifest, instead of failing at apply."""
+    out = []
+    for op in action.ops:
+        if op.name in _DEFINES:
+            for error in rng.errors(item.ref.kind, op.args["xml"])[:3]:
+                out.append(f"{item.source.file}:{item.source.line}: {item.ref}: libvirt's schema refuses "
+                           f"the definition: {error}")
+    return out
 
 
 def _prune(plan: Plan, host: str, items, owned, state: HostState, options: PlanOptions) -> list[str]:
@@ -109,7 +178,7 @@ def fingerprints(host: str, state: HostState) -> dict[str, str]:
     the owner marker it runs with (not its whole live XML: the balloon moves that)."""
     out = {}
     for (kind, name), obj in state.objects.items():
-        live_marker = ownership.read_marker(obj.live_xml) if obj.live_xml else None
+        live_marker = ownership.read_marker(obj.live_root)
         blob = "\0".join([obj.xml, str(obj.active), str(obj.autostart), live_marker.hash if live_marker else ""])
         out[f"{host}/{kind}/{name}"] = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return out
@@ -123,28 +192,51 @@ def stale_objects(plan: Plan, states: dict[str, HostState]) -> list[str]:
     return sorted(a.address for a in plan.actions if plan.fingerprints.get(a.address) != now.get(a.address))
 
 
-def plan(paths: list[Path], only_host: str | None = None, options: PlanOptions = PlanOptions()) -> Plan:
+def plan(paths: list[Path], only_host: str | None = None, options: PlanOptions = PlanOptions(),
+         hosts: set[str] | None = None) -> Plan:
+    """Load, observe and plan; `hosts` narrows the run to those hosts (the ones apply holds)."""
     manifest = load(paths)
-    return make_plan(manifest, observe(manifest, hosts_of(manifest, only_host)), options,
-                     gitinfo.provenance(paths))
+    wanted = {h: u for h, u in hosts_of(manifest, only_host).items() if hosts is None or h in hosts}
+    states, errors = observe(manifest, wanted)
+    return make_plan(manifest, states, options, gitinfo.provenance(paths), errors)
 
 
 @contextmanager
-def locked(hosts: dict[str, tuple[str, str]], operation: str, timeout: float,
-           say: Callable[[str], None] = lambda msg: None, commit: str = "") -> Iterator[dict]:
-    """Read-write connections to `hosts` ({name: (uri, instance)}), each holding its host lock."""
+def locked(hosts: dict[str, Target], operation: str, timeout: float,
+           say: Callable[[str], None] = lambda msg: None, commit: str = "",
+           failed: dict[str, str] | None = None) -> Iterator[dict]:
+    """Read-write connections to `hosts`, each holding its host lock. A host that cannot be
+    connected or locked is put in `failed` (host -> why) when a dict is given, and the others are
+    held all the same; without one, the first failure is raised."""
     from .adapter import Host
     conns, held = {}, []
     try:
-        for name, (uri, instance) in hosts.items():
-            conns[name] = Host(name, uri, readonly=False)
-            lock = locking.Lock(instance, operation, commit=commit)
-            locking.acquire(conns[name], lock, timeout, say=say)
-            held.append((conns[name], lock))
-        yield conns
+        for name, target in hosts.items():
+            try:
+                conn = Host(name, target.uri, readonly=False, timeout=target.timeout)
+            except ReconcilerError as exc:
+                if failed is None:
+                    raise
+                failed[name] = str(exc)
+                continue
+            conns[name] = conn
+            lock = locking.Lock(target.instance, operation, commit=commit)
+            try:
+                locking.acquire(conn, lock, timeout, say=say)
+            except ReconcilerError as exc:
+                if failed is None:
+                    raise
+                failed[name] = str(exc)
+                continue
+            held.append((conn, lock))
+        yield {name: conn for name, conn in conns.items() if name not in (failed or {})}
     finally:
         for conn, lock in held:
-            locking.release(conn, lock)
+            try:
+                locking.release(conn, lock)
+            except ReconcilerError as exc:
+                say(f"host {conn.name!r}: the lock could not be released ({exc}); "
+                    f"'virt-reconcile unlock {lock.id}' removes it")
         for conn in conns.values():
             conn.close()
 
@@ -162,15 +254,10 @@ def check_saved(plan: Plan) -> None:
     if plan.tool_version != __version__:
         raise PlanError(f"the saved plan was made by virt-reconcile {plan.tool_version}, this is {__version__}: "
                         "plan again")
-    from .adapter import Host
     states = {}
-    for host, uri in plan.hosts.items():
+    for host in {a.host for a in plan.actions}:
         listed = {key.split("/")[2] for key in plan.fingerprints if key.startswith(f"{host}/Volume/")}
-        conn = Host(host, uri, readonly=True)
-        try:
-            states[host] = conn.observe(lambda state, listed=listed: listed)
-        finally:
-            conn.close()
+        states[host] = read_host(host, Target(plan.hosts[host]), lambda state, listed=listed: listed)
     changed = stale_objects(plan, states)
     if changed:
         raise PlanError("the saved plan is stale: these objects changed since it was made (plan again):\n"

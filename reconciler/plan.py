@@ -75,6 +75,8 @@ class Plan:
     instances: dict[str, str] = field(default_factory=dict)     # host -> instance
     git: dict = field(default_factory=dict)                     # {"commit": ..., "dirty": ...}
     fingerprints: dict[str, str] = field(default_factory=dict)  # address -> hash of what was read
+    problems: list[str] = field(default_factory=list)   # hosts or objects that could not be planned
+    warnings: list[str] = field(default_factory=list)   # what was noticed and left alone
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tool_version: str = __version__
     format_version: str = FORMAT_VERSION
@@ -94,7 +96,7 @@ class Plan:
     def to_json(self, with_ops: bool = True) -> dict:
         doc = {"format_version": self.format_version, "tool_version": self.tool_version,
                "created_at": self.created_at, "hosts": self.hosts, "instances": self.instances,
-               "git": self.git, "summary": self.summary(),
+               "git": self.git, "summary": self.summary(), "problems": self.problems, "warnings": self.warnings,
                "changes": [_action_json(a, with_ops) for a in self.actions]}
         if with_ops:
             doc["fingerprints"] = self.fingerprints
@@ -115,19 +117,25 @@ class Plan:
         return cls(hosts=doc["hosts"], actions=actions, created_at=doc["created_at"],
                    tool_version=doc["tool_version"], format_version=doc["format_version"],
                    instances=doc.get("instances", {}), git=doc.get("git", {}),
-                   fingerprints=doc.get("fingerprints", {}))
+                   fingerprints=doc.get("fingerprints", {}), problems=doc.get("problems", []),
+                   warnings=doc.get("warnings", []))
 
     def save(self, path) -> None:
-        with open(path, "w", encoding="utf-8") as out:
-            json.dump(self.to_json(), out, indent=1, default=str)
+        try:
+            with open(path, "w", encoding="utf-8") as out:
+                json.dump(self.to_json(), out, indent=1, default=str)
+        except OSError as exc:
+            raise PlanFileError(f"cannot write the plan to {path}: {exc.strerror or exc}") from None
 
     @classmethod
     def load(cls, path) -> "Plan":
         try:
             with open(path, encoding="utf-8") as src:
                 return cls.from_json(json.load(src))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise PlanFileError(f"cannot read plan {path}: {exc}") from None
+        except OSError as exc:
+            raise PlanFileError(f"cannot read plan {path}: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise PlanFileError(f"{path} is not a plan saved by 'virt-reconcile plan --out' ({exc!r})") from None
 
 
 def _action_json(action: Action, with_ops: bool) -> dict:

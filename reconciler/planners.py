@@ -24,7 +24,7 @@ def _marker(field_changes, live: LiveObject, desired: Desired) -> list[Change]:
     """Show a refresh of the owner marker when nothing else changes (so no action is silent)."""
     if field_changes or (desired.autostart is not None and desired.autostart != live.autostart):
         return []
-    return [Change("owner.hash", owner_hash(live.xml), desired.hash, "live")]
+    return [Change("owner.hash", owner_hash(live.root), desired.hash, "live")]
 
 
 def _autostart(desired: Desired, live: LiveObject, ops: list[Op]) -> list[Change]:
@@ -36,9 +36,8 @@ def _autostart(desired: Desired, live: LiveObject, ops: list[Op]) -> list[Change
 
 # --- Guest ------------------------------------------------------------------------------------
 
-def _free_pci_slots(live_xml: str) -> int:
+def _free_pci_slots(root) -> int:
     """Hot-plug capacity of a running guest: free pcie-root-ports on q35, plenty on i440fx."""
-    root = fields.parse(live_xml)
     if not root.xpath("devices/controller[@type='pci'][@model='pcie-root']"):
         return 8
     ports = {int(i) for i in root.xpath("devices/controller[@model='pcie-root-port']/@index")}
@@ -68,12 +67,12 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
         ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
         ops += [Op("start")] if desired.state == "running" else []
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
-    have = fields.read("Guest", live.xml)
+    have = fields.read("Guest", live.root)
     field_changes = diff(desired.fields, have)
     running = live.active and live.live_xml is not None
     changes, ops, live_ops = [], [], []
     if running:
-        run_values, slots = fields.read("Guest", live.live_xml), [_free_pci_slots(live.live_xml)]
+        run_values, slots = fields.read("Guest", live.live_root), [_free_pci_slots(live.live_root)]
         for fc in field_changes:
             op = _guest_live_op(fc, desired, run_values, slots)
             live_ops += [op] if op else []
@@ -81,7 +80,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
     else:
         changes = [Change(fc.path, fc.before, fc.after, "live") for fc in field_changes]
     pending = restart_pending(live)
-    if field_changes or owner_hash(live.xml) != desired.hash:
+    if field_changes or owner_hash(live.root) != desired.hash:
         ops += live_ops + [Op("define_domain", {"xml": desired.xml})]
         changes += _marker(field_changes, live, desired)
         if running and all(c.impact == "live" for c in changes) and not pending:
@@ -92,8 +91,8 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
         changes.append(Change("state", "shutoff", "running", "live"))
         ops.append(Op("start"))
     elif desired.state == "shutoff" and live.active:
-        changes.append(Change("state", "running", "shutoff", "disruptive"))
-        ops.append(Op("shutdown"))
+        changes.append(Change("state", "paused" if live.paused else "running", "shutoff", "disruptive"))
+        ops.append(Op("stop") if live.paused else Op("shutdown"))   # a paused guest cannot shut down
     elif needs_restart:
         if pending and not field_changes:
             changes.append(Change("definition", "running an older definition", "saved definition", "restart"))
@@ -126,7 +125,7 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
         ops = [Op("define_network", {"xml": desired.xml}), Op("start")]
         ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
-    have = fields.read("Network", live.xml)
+    have = fields.read("Network", live.root)
     changes, ops, needs_restart = [], [], False
     for fc in diff(desired.fields, have):
         parts = fc.parts
@@ -141,7 +140,7 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
         else:
             needs_restart = needs_restart or live.active
             changes.append(Change(fc.path, fc.before, fc.after, "disruptive" if live.active else "live"))
-    if changes or owner_hash(live.xml) != desired.hash:
+    if changes or owner_hash(live.root) != desired.hash:
         ops.append(Op("define_network", {"xml": desired.xml}))
         changes += _marker(changes, live, desired)
     if needs_restart:
@@ -173,7 +172,7 @@ def pool(desired: Desired, live: LiveObject | None, record: Record | None = None
         ops = _record(desired, record) + [Op("define_pool", {"xml": desired.xml}), Op("build_pool"), Op("start")]
         ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
-    have = fields.read("StoragePool", live.xml)
+    have = fields.read("StoragePool", live.root)
     impact = "disruptive" if live.active else "live"
     changes = [Change(fc.path, fc.before, fc.after, impact) for fc in diff(desired.fields, have)]
     ops = [Op("define_pool", {"xml": desired.xml})] if changes else []
@@ -203,7 +202,7 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
             f"pool {pool_name} is inactive, so its volumes could not be read: created after the pool "
             "starts unless it exists (then the next plan compares it)")
         return _action(desired, "create", reason, _created(desired), ops, None)
-    have = fields.read("Volume", live.xml)
+    have = fields.read("Volume", live.root)
     changes, ops = [], []
     for fc in diff(desired.fields, have):
         if fc.path == "format":

@@ -1,16 +1,26 @@
 """Plan the deletion of owned objects that left the manifests (pure). Deletions run last, in
-reverse dependency order: guests, volumes, pools, networks."""
+reverse dependency order: guests, volumes, pools, networks; each waits only for the deletions
+it really depends on (a volume for the guests that use it, a pool for its volumes, a network for
+the guests on it), so one failure skips only what depends on it."""
 from __future__ import annotations
 
 from . import fields
 from .inventory import unreadable
-from .live import HostState
+from .live import HostState, LiveObject
 from .ownership import Record
 from .plan import Action, Change, Op
 
 DELETE_ORDER = ("Guest", "Volume", "StoragePool", "Network")
+
+
+def _guest_ops(live: LiveObject) -> list[Op]:
+    if live.paused:                 # a paused guest cannot shut down: it is powered off
+        return [Op("stop"), Op("undefine")]
+    return ([Op("shutdown")] if live.active else []) + [Op("undefine")]
+
+
 _OPS = {
-    "Guest": lambda live: ([Op("shutdown")] if live.active else []) + [Op("undefine")],
+    "Guest": _guest_ops,
     "Volume": lambda live: [Op("delete_volume", dict(zip(("pool", "volume"), live.name.split("/", 1)))),
                             Op("forget")],
     "StoragePool": lambda live: ([Op("stop")] if live.active else []) + [Op("undefine"), Op("forget")],
@@ -28,29 +38,76 @@ def protected_message(host: str, kind: str, name: str, rec: Record) -> str:
             f"'virt-reconcile forget {kind}/{name} PATH --host {host}'")
 
 
+def _gone(state: HostState, kind: str, name: str) -> bool:
+    """Known to be absent: not listed, and not hidden by an inactive pool or unreadable XML."""
+    return state.get(kind, name) is None and not unreadable(state, kind, name) and (kind, name) not in state.broken
+
+
+def forget_gone(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str, str], Record],
+                state: HostState) -> list[Action]:
+    """Remove the records of owned pools and volumes that are gone from the host and from the
+    manifests (nothing is left to delete, protected or not); done on every apply."""
+    out = []
+    for kind, name in sorted(owned, key=lambda k: (DELETE_ORDER.index(k[0]), k[1])):
+        if kind in ("StoragePool", "Volume") and (kind, name) not in declared and _gone(state, kind, name):
+            rec = owned[(kind, name)]
+            out.append(Action(host, kind, name, "delete", "live", "gone from the host and from the manifests; "
+                              "its ownership record is removed", [Change("owner", rec.hash, None, "live")],
+                              rec.fields, None, [Op("forget")]))
+    return out
+
+
+def _uses(state: HostState) -> dict[str, set[tuple[str, str]]]:
+    """For each guest, the volumes and networks its saved definition uses."""
+    by_path = {}
+    for (kind, name), obj in state.objects.items():
+        if kind == "Volume":
+            path = obj.root.xpath("string(target/path)")
+            if path:
+                by_path[path] = name
+    out = {}
+    for (kind, name), obj in state.objects.items():
+        if kind != "Guest":
+            continue
+        used = {("Network", n) for n in obj.root.xpath("devices/interface[@type='network']/source/@network")}
+        for disk in obj.root.xpath("devices/disk/source"):
+            if disk.get("pool") and disk.get("volume"):
+                used.add(("Volume", f"{disk.get('pool')}/{disk.get('volume')}"))
+            elif disk.get("file") in by_path:
+                used.add(("Volume", by_path[disk.get("file")]))
+        out[name] = used
+    return out
+
+
+def _deps(host: str, kind: str, name: str, actions: list[Action], uses: dict) -> list[str]:
+    """Deletions that must succeed before this one."""
+    out = []
+    for action in actions:
+        if action.kind == "Guest" and (kind, name) in uses.get(action.name, set()):
+            out.append(action.address)
+        elif kind == "StoragePool" and action.kind == "Volume" and action.name.split("/")[0] == name:
+            out.append(action.address)
+    return out
+
+
 def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str, str], Record],
                state: HostState) -> tuple[list[Action], list[str]]:
-    """Delete actions for owned, undeclared objects; problems for protected ones."""
+    """Delete actions for owned, undeclared objects that are on the host; problems for protected ones."""
     actions: list[Action] = []
     problems: list[str] = []
+    uses = _uses(state)
     stale = sorted((k for k in owned if k not in declared), key=lambda k: (DELETE_ORDER.index(k[0]), k[1]))
     for kind, name in stale:
         rec, live = owned[(kind, name)], state.get(kind, name)
+        if live is None:
+            continue                # gone (forget_gone drops its record) or cannot be read: kept
         if rec.protect:
             problems.append(protected_message(host, kind, name, rec))
             continue
-        if live is None and unreadable(state, kind, name):
-            continue                                  # in an inactive pool: cannot tell, keep it
-        if live is None:
-            if kind in ("StoragePool", "Volume"):     # only its record is left
-                actions.append(Action(host, kind, name, "delete", "live", "gone from the host; its record is removed",
-                                      [Change("owner", rec.hash, None, "live")], rec.fields, None, [Op("forget")]))
-            continue
-        deps = [a.address for a in actions if a.kind in DELETE_ORDER[:DELETE_ORDER.index(kind)]]
         reason = f"owned (applied from {rec.commit[:12] or 'an unknown commit'}) and no longer in the manifests"
         reason += f"; {_KEPT[kind]}" if _KEPT[kind] else ""
-        before = fields.read(kind, live.xml)
+        reason += "; it is paused, so it is powered off" if live.paused else ""
         actions.append(Action(host, kind, name, "delete", _IMPACT[kind], reason,
-                              [Change(kind.lower(), name, None, _IMPACT[kind])], before, None,
-                              _OPS[kind](live), deps))
+                              [Change(kind.lower(), name, None, _IMPACT[kind])], fields.read(kind, live.root),
+                              None, _OPS[kind](live), _deps(host, kind, name, actions, uses)))
     return actions, problems

@@ -7,6 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from .apply import Result
+from .drift import CLASSES
 from .plan import IMPACTS, SYMBOLS, Action, Plan
 from .units import human_size
 
@@ -78,13 +79,23 @@ def plan_text(plan: Plan, stream: TextIO = sys.stdout) -> None:
     hosts = ", ".join(f"{h} ({u})" for h, u in plan.hosts.items())
     print(f"virt-reconcile plan for {hosts}; {revision(plan)}", file=stream)
     if plan.empty:
-        print("\nNo changes. The hosts match the manifests.", file=stream)
+        print("\nNo changes" + (" for what could be read." if plan.problems
+                                 else ". The hosts match the manifests."), file=stream)
         return
     print("", file=stream)
     for action in plan.actions:
         print("\n".join(action_text(action, colour)), file=stream)
         print("", file=stream)
     print(summary_line(plan), file=stream)
+
+
+def plan_problems(plan: Plan, stream: TextIO = sys.stderr) -> None:
+    """What could not be planned (errors) and what was noticed and left alone (warnings)."""
+    colour = use_colour(stream)
+    for warning in plan.warnings:
+        print(f"Warning: {warning}", file=stream)
+    for problem in plan.problems:
+        print(f"{_paint('Error', 'failed', colour)}: {problem}", file=stream)
 
 
 def plan_json(plan: Plan, stream: TextIO = sys.stdout) -> None:
@@ -106,12 +117,17 @@ def results_summary(results: list[Result]) -> str:
     return "Apply: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."
 
 
-def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout) -> None:
-    """The inventory of each host: managed (with commit), missing, unmanaged, other instances'."""
+def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout, errors: dict | None = None) -> None:
+    """The inventory of each host: managed (with commit), missing, unmanaged, other instances',
+    broken; and the hosts that could not be read."""
+    errors = errors or {}
     if as_json:
-        json.dump({h: [e.__dict__ for e in entries] for h, entries in hosts.items()}, stream, indent=2)
+        doc = {h: [e.__dict__ for e in entries] for h, entries in hosts.items()}
+        json.dump(doc | {h: {"error": why} for h, why in errors.items()}, stream, indent=2)
         stream.write("\n")
         return
+    for host, why in errors.items():
+        print(f"host {host}: ERROR {why}", file=stream)
     for host, entries in hosts.items():
         print(f"host {host}:", file=stream)
         print(f"  {'STATUS':15} {'KIND':12} {'NAME':40} {'STATE':9} {'COMMIT':13} APPLIED", file=stream)
@@ -120,10 +136,11 @@ def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout) -> None:
             applied = e.applied or "-"
             if e.status == "other-instance":
                 commit, applied = f"({e.instance})", "-"
-            elif e.status == "unmanaged":
+            elif e.status in ("unmanaged", "broken"):
                 commit, applied = "-", "-"
             print(f"  {e.status:15} {e.kind:12} {e.name:40} {e.state:9} {commit:13} {applied}", file=stream)
-        counts = {s: sum(e.status == s for e in entries) for s in ("managed", "missing", "unmanaged", "other-instance")}
+        counts = {s: sum(e.status == s for e in entries)
+                  for s in ("managed", "missing", "unmanaged", "other-instance", "broken")}
         print("  " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=stream)
 
 
@@ -140,7 +157,7 @@ def drift_text(report, stream: TextIO = sys.stdout) -> None:
                       file=stream)
         for r in h.repaired:
             print(f"{r.address} repaired: {r.status}{': ' + r.message if r.message else ''}", file=stream)
-        counts = {k: sum(f.klass == k for f in h.findings) for k in ("drift", "pending", "missing", "unmanaged", "runtime")}
+        counts = {k: sum(f.klass == k for f in h.findings) for k in CLASSES}
         verdict = "in sync" if h.in_sync else "OUT OF SYNC"
         print(f"host {h.host}: {verdict} (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")", file=stream)
 
@@ -152,6 +169,7 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 2000) -> str:
     """A pull-request comment: summary first, destructive and disruptive changes flagged at the top,
     the full plan below, cut before `limit` characters with a note."""
     lines = [f"### virt-reconcile plan ({revision(plan)})", ""]
+    lines += [f"> [!CAUTION]\n> **Not planned:** {p}\n" for p in plan.problems]
     if plan.empty:
         return "\n".join(lines + ["**No changes.** The hosts match the manifests.", ""])
     acts, imps = summary_parts(plan)

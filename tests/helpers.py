@@ -50,3 +50,51 @@ def remove_prefixed(conn, prefix: str) -> None:
                 shutil.rmtree(path, ignore_errors=True)
     for leftover in IMAGES.glob(f"{prefix}*"):
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+
+
+class PrivateDaemon:
+    """A libvirtd of a test's own, in a mount namespace of its own (its /run/libvirt, /var/lib/libvirt,
+    /var/cache/libvirt and /etc/libvirt are empty), answering on a socket in `base`. A test may
+    freeze it (SIGSTOP) without disturbing the system daemon."""
+
+    def __init__(self, base: Path):
+        import subprocess
+        import time
+        self.base = base
+        (base / "etc").mkdir(parents=True)
+        (base / "sock").mkdir()
+        (base / "etc" / "libvirtd.conf").write_text(f'unix_sock_dir = "{base}/sock"\nunix_sock_rw_perms = "0700"\n')
+        script = ("mount -t tmpfs tmpfs /run/libvirt && mount -t tmpfs tmpfs /var/lib/libvirt && "
+                  "mount -t tmpfs tmpfs /var/cache/libvirt && mount --bind \"$1/etc\" /etc/libvirt && "
+                  "exec libvirtd -d -f /etc/libvirt/libvirtd.conf -p \"$1/pid\"")
+        subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(base)],
+                       check=True, capture_output=True, timeout=60)
+        for _ in range(200):
+            if (base / "pid").exists() and (base / "sock" / "libvirt-sock").exists():
+                break
+            time.sleep(0.05)
+        self.pid = int((base / "pid").read_text())
+        self.uri = f"qemu+unix:///system?socket={base}/sock/libvirt-sock"
+
+    def signal(self, sig) -> None:
+        import os
+        os.kill(self.pid, sig)
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import time
+        for sig in (signal.SIGCONT, signal.SIGTERM):
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                break
+        for _ in range(100):
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(self.pid, signal.SIGKILL)
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -127,3 +127,14 @@ def restart_libvirtd() -> None:
             return
         time.sleep(0.1)
     raise RuntimeError("libvirtd did not come back")
+
+
+@pytest.fixture
+def private_daemon(libvirtd, tmp_path):
+    """A libvirtd of the test's own (see tests.helpers.PrivateDaemon), stopped afterwards."""
+    from tests.helpers import PrivateDaemon
+    daemon = PrivateDaemon(Path(f"/tmp/vrt-daemon-{uuid.uuid4().hex[:8]}"))
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -12,6 +12,7 @@ import libvirt
 import pytest
 
 from reconciler import locking
+from tests.integration.conftest import IMAGES
 from tests.integration.test_core_loop import BASE, names_with
 
 pytestmark = pytest.mark.libvirtd
@@ -181,21 +182,23 @@ def test_stale_lock_is_reported_and_broken_only_by_its_id(env):
 
 
 def test_partial_failure_skips_dependents_and_continues(env):
-    broken = BASE + """---
+    # a pool below a regular file: valid in the manifest, but libvirt cannot build it
+    (IMAGES / env.name("file")).write_text("not a directory")
+    broken = BASE + f"""---
 kind: StoragePool
-metadata: {name: P-bad}
-spec: {path: /proc/P-cannot-exist}
+metadata: {{name: P-bad}}
+spec: {{path: {IMAGES}/{env.name("file")}/sub}}
 ---
 kind: Volume
-metadata: {name: P-x.qcow2}
-spec: {pool: P-bad, capacity: 8MiB}
+metadata: {{name: P-x.qcow2}}
+spec: {{pool: P-bad, capacity: 8MiB}}
 ---
 kind: Guest
-metadata: {name: P-vm2}
+metadata: {{name: P-vm2}}
 spec:
   vcpus: 1
   memory: 64MiB
-  disks: [{volume: P-bad/P-x.qcow2}]
+  disks: [{{volume: P-bad/P-x.qcow2}}]
 """
     env.write(broken)
     done = env.apply()

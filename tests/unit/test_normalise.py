@@ -5,7 +5,7 @@ import pytest
 
 from reconciler import desired, fields, pipeline
 from reconciler.diff import diff
-from reconciler.live import HostState, LiveObject
+from reconciler.live import HostFacts, HostState, LiveObject
 from tests.helpers import DATA, recorded
 
 LIVE = {
@@ -24,7 +24,7 @@ OBJECTS = [key for key in LIVE if not key[1].startswith("virt-reconcile-")]
 
 
 def state() -> HostState:
-    return HostState("local", "qemu:///system", {"kvm", "qemu"}, dict(LIVE), {"demo-pool"})
+    return HostState("local", "qemu:///system", HostFacts({"kvm", "qemu"}), dict(LIVE), {"demo-pool"})
 
 
 def wanted(kind: str, name: str, host_state: HostState):

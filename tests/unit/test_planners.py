@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 from reconciler import desired, fields, ownership, pipeline, planners
-from reconciler.live import HostState, LiveObject
+from reconciler.live import HostFacts, HostState, LiveObject
 from tests.helpers import DATA
 from tests.unit.test_normalise import LIVE, OBJECTS
 
@@ -26,7 +26,7 @@ def plan_for(tmp_path, kind, name, edits=(), live: LiveObject | None = None, mis
         objects[(kind, name)] = live
     if missing:
         objects.pop((kind, name))
-    state = HostState("local", "qemu:///system", {"kvm", "qemu"}, objects, {"demo-pool"})
+    state = HostState("local", "qemu:///system", HostFacts({"kvm", "qemu"}), objects, {"demo-pool"})
     item = next(i for i in manifest.items.values() if (i.ref.kind, i.ref.name) == (kind, name))
     want = desired.build(item, manifest, state)
     owned = ownership.records(state, "default")

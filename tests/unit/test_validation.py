@@ -38,7 +38,7 @@ def test_broken_yaml_names_file_and_line(tmp_path):
 
 def test_duplicate_yaml_key(tmp_path):
     found = problems(tmp_path, "kind: Network\nkind: Network\nmetadata: {name: n}\nspec: {}\n")
-    assert "m.yaml:" in found[0] and "YAML" in found[0]
+    assert found == ["m.yaml:6: kind: duplicate key 'kind' (first at line 5)"]
 
 
 def test_wrong_types_unknown_fields_and_impossible_values(tmp_path):
