@@ -199,6 +199,9 @@ class VolumeSpec(Strict):
         limit = MAX_QCOW2 if fmt == "qcow2" else MAX_RAW
         if capacity > limit:
             raise ValueError(f"{human_size(capacity)} is above the largest {fmt} image ({human_size(limit)})")
+        if fmt == "qcow2" and capacity % 1024:
+            raise ValueError(f"a qcow2 capacity is a whole number of KiB ({capacity} bytes would be rounded up "
+                             "by libvirt and never match)")
         return capacity
 
 
@@ -286,7 +289,9 @@ class GuestSpec(Strict):
     autostart: bool = False
     vcpus: Annotated[Vcpus, _short_form("max")]
     memory: Annotated[Memory, _short_form("max")]
-    machine: str = Field("q35", pattern=r"^[a-z0-9_.-]+$", description="q35, pc or a versioned type")
+    machine: str = Field("q35", pattern=r"^(q35|pc|ubuntu(-q35)?|pc-(q35|i440fx)-[a-z0-9_.+-]+)$",
+                         description="q35, pc or a versioned type (pc-q35-*, pc-i440fx-*); isapc and "
+                                     "microvm have no PCI bus for the devices guests are given")
     cpu: Cpu | None = None
     type: Literal["kvm", "qemu"] | None = Field(None, description="left out: kvm where the host has it")
     disks: list[Disk] = []

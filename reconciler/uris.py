@@ -95,5 +95,7 @@ def _query_problem(query: str | None, transport: str) -> str | None:
             return f"URI parameter {name!r} is not accepted{why}; for this transport: {accepted}"
         if not sep or not _VALUES[name].match(value) or name in seen:
             return f"URI parameter {name}={value!r} is not accepted (bad value or repeated)"
+        if name == "socket" and len(value.encode()) > 107:
+            return "a unix socket path is at most 107 bytes long"
         seen.add(name)
     return None

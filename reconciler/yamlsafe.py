@@ -86,7 +86,7 @@ def bad_chars_message(text: str) -> str | None:
 def decode(raw: bytes) -> str:
     """UTF-8 text of a manifest file, or Problem naming why and where not."""
     if len(raw) > MAX_BYTES:
-        raise Problem(None, (), f"the file is {len(raw)} bytes; manifests are limited to {MAX_BYTES} bytes "
+        raise Problem(None, (), f"the file is over {MAX_BYTES} bytes, the limit for one manifest file "
                                 "(split it into several files)")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw[:4] in (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00") \
             or (len(raw) >= 2 and (raw[0] == 0 or raw[1] == 0)):

@@ -70,7 +70,8 @@ def test_files_that_are_not_utf8_text_name_a_line(tmp_path, why, raw, expected):
 
 def test_oversized_file_is_refused_before_parsing(tmp_path):
     found = diagnostics(tmp_path, b"# " + b"x" * (8 * 1024 * 1024) + b"\n")
-    assert found[0].startswith("m.yaml: the file is") and "split it" in found[0]
+    assert found == ["m.yaml: the file is over 8388608 bytes, the limit for one manifest file (split it into "
+                     "several files)"]
 
 
 def test_merge_keys_and_plain_values_still_load(tmp_path):
@@ -114,6 +115,7 @@ HOSTILE_URIS = [
     "xen:///system",
     "qemu:///embed?root=/tmp",
     "qemu+unix:///system?socket=/x&socket=/y",
+    "qemu+unix:///system?socket=/" + "x" * 107,
 ]
 
 
@@ -181,6 +183,8 @@ HOSTILE_VALUES = [
     ("raw capacity beyond 2^63", "kind: Volume\nmetadata: {name: v}\nspec: {pool: p, format: raw, capacity: 8388608TiB}\n", "spec.capacity", "above the largest raw image"),
     ("qcow2 capacity beyond 2PiB", "kind: Volume\nmetadata: {name: v}\nspec: {pool: p, capacity: 2049TiB}\n", "spec.capacity", "above the largest qcow2 image"),
     ("IPv6 listen with a scope", "kind: Guest\nmetadata: {name: g}\nspec: {vcpus: 1, memory: 64MiB, graphics: {listen: 'fe80::1%eth0'}}\n", "spec.graphics.listen", "%scope"),
+    ("machine without PCI", "kind: Guest\nmetadata: {name: g}\nspec: {vcpus: 1, memory: 64MiB, machine: isapc}\n", "spec.machine", "String should match"),
+    ("qcow2 capacity not in KiB", "kind: Volume\nmetadata: {name: v}\nspec: {pool: p, capacity: 1000}\n", "spec.capacity", "whole number of KiB"),
     ("volume reference with a quote", "kind: Guest\nmetadata: {name: g}\nspec: {vcpus: 1, memory: 64MiB, disks: [{volume: \"p/a'b\"}]}\n", "spec.disks.0.volume", "String should match"),
 ]
 
@@ -197,3 +201,22 @@ def test_pool_paths_spelled_differently_are_the_same_directory(tmp_path, spellin
     found = diagnostics(tmp_path, HOST + "kind: StoragePool\nmetadata: {name: a}\nspec: {path: /srv/d}\n---\n"
                                           f"kind: StoragePool\nmetadata: {{name: b}}\nspec: {{path: '{spelling}'}}\n")
     assert found == ["m.yaml:11: spec.path: path /srv/d is also the path of StoragePool 'a'"]
+
+
+def test_plan_checks_what_only_the_host_knows(tmp_path):
+    """hostcheck is pure: the host's facts as observe reads them (here: a host without KVM whose
+    q35 takes 8 vCPUs and which has 1 GiB of memory)."""
+    from reconciler import hostcheck
+    from reconciler.live import HostFacts, HostState
+    path = write(tmp_path, "m.yaml", HOST + """\
+        kind: Guest
+        metadata: {name: g}
+        spec: {type: kvm, machine: q35, vcpus: 9, memory: 2GiB}
+        """)
+    manifest = pipeline.load([path])
+    state = HostState("local", "qemu:///system", HostFacts({"qemu"}, {"q35": 8, "pc": 255}, 1024**2))
+    found = [str(d).replace(str(tmp_path) + "/", "") for d in hostcheck.problems(manifest.for_host("local"), state)]
+    assert found == ["m.yaml:7: spec.type: host 'local' offers no 'kvm' guests (it offers: qemu)",
+                     "m.yaml:7: spec.vcpus: machine type 'q35' takes at most 8 vCPUs on host 'local'",
+                     "m.yaml:7: spec.memory.max: 2GiB is more than the 1GiB of memory host 'local' has: "
+                     "QEMU cannot start it"]
