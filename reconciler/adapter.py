@@ -21,7 +21,6 @@ libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions
 # A daemon that stops answering (frozen, host gone) is dropped after about
 # KEEPALIVE_INTERVAL * (KEEPALIVE_COUNT + 1) seconds; its calls then fail instead of waiting.
 KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
-DEFAULT_TIMEOUT = 120.0
 # Errors that mean "the object went away while we read it" (another client deleted it).
 _GONE = {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
          libvirt.VIR_ERR_NO_STORAGE_VOL}
@@ -83,14 +82,17 @@ class Host:
     The URI is checked again here (a saved plan names URIs too): nothing that starts a program is
     opened. Opening waits at most `timeout` seconds; the connection has libvirt keepalive."""
 
-    def __init__(self, name: str, uri: str, readonly: bool = True, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, name: str, uri: str, readonly: bool = True, timeout: float = deadline.DEFAULT_TIMEOUT):
         self.name, self.uri, self.readonly, self.timeout = name, uri, readonly, timeout
         why = uris.problem(uri, allow_tcp=True)
         if why:
             raise HostError(f"host {name!r}: refusing URI {uri!r}: {why}")
         _start_event_loop()
         self.conn = deadline.within(timeout, f"host {name!r} ({uri})", self._open)
-        self.conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        try:
+            self.conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        except libvirt.libvirtError:
+            pass            # a driver without keepalive: the deadlines still bound every read
 
     def _open(self):
         try:
@@ -100,10 +102,10 @@ class Host:
                             f"{exc.get_error_message()}") from None
 
     def close(self) -> None:
-        """Close the connection; a connection that died already is just dropped."""
+        """Close the connection; a connection that died or hangs is just dropped."""
         try:
-            self.conn.close()
-        except libvirt.libvirtError:
+            deadline.within(deadline.CLOSE_TIMEOUT, f"closing host {self.name!r}", self.conn.close)
+        except (libvirt.libvirtError, HostError):
             pass
 
     # --- reading -------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ from typing import Any, Callable
 
 from .errors import HostError
 
+DEFAULT_TIMEOUT = 120.0     # seconds a host may take to connect, and to be read (Host spec.timeout)
+CLOSE_TIMEOUT = 5.0         # closing a connection is an RPC too: never wait long for it
+
 
 def within(seconds: float, what: str, fn: Callable[..., Any], *args: Any) -> Any:
     """fn(*args), or HostError naming `what` when it has not returned after `seconds`."""

@@ -70,10 +70,9 @@ def load(paths: list[Path]) -> tuple[list[SourceDoc], list[Diagnostic]]:
     """All documents below `paths`, and the problems of the files that could not be read."""
     docs: list[SourceDoc] = []
     problems: list[Diagnostic] = []
-    for path in paths:
-        if not path.exists():
-            problems.append(Diagnostic(str(path), None, "", "no such file or directory"))
-    for path in manifest_files(paths):
+    missing = [path for path in paths if not path.exists()]
+    problems += [Diagnostic(str(path), None, "", "no such file or directory") for path in missing]
+    for path in manifest_files([path for path in paths if path not in missing]):
         try:
             docs += load_file(path)
         except ManifestError as exc:

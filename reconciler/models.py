@@ -10,6 +10,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       ValidationInfo, field_validator, model_validator)
 
 from . import uris
+from .deadline import DEFAULT_TIMEOUT
 from .units import human_size, parse_size
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
@@ -105,7 +106,7 @@ class HostSpec(Strict):
                            description="names this set of manifests on the host; objects of other "
                                        "instances are never touched")
     prune: bool = Field(False, description="delete owned objects that left the manifests (as --prune)")
-    timeout: float = Field(120, gt=0, le=86400, description="seconds the host may take to connect and to "
+    timeout: float = Field(DEFAULT_TIMEOUT, gt=0, le=86400, description="seconds the host may take to connect and to "
                                                             "be read; past it, its part of the run fails")
 
     @field_validator("uri")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import desired, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership, planners, rng
+from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Result, apply
 from .errors import PlanError, ReconcilerError
 from .live import HostState, sort_out_broken
@@ -15,8 +16,6 @@ from .manifest import Item, Manifest
 from .ownership import Provenance
 from .plan import Action, Plan
 from .prune import forget_gone, plan_prune
-
-DEFAULT_TIMEOUT = 120.0
 
 
 @dataclass
