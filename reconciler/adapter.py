@@ -164,14 +164,14 @@ class Host:
             self._keep(state, _gone(lambda vol=vol, key=key: LiveObject("Volume", key, vol.XMLDesc(0), True)))
         return True
 
-    def domain_xml(self, name: str) -> str | None:
-        """The saved definition of a guest, or None when there is none."""
-        try:
-            return self.conn.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise AdapterError("read", name, exc.get_error_message()) from None
+    _SAVED_FLAGS = {"Guest": libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE,
+                    "Network": libvirt.VIR_NETWORK_XML_INACTIVE, "StoragePool": libvirt.VIR_STORAGE_XML_INACTIVE}
+
+    def saved_xml(self, kind: str, name: str) -> str:
+        """The saved definition an update edits: a guest's with its secrets (read-write
+        connections only), a network's or pool's inactive one."""
+        with _call("read", f"{kind}/{name}"):
+            return self._lookup(kind, name).XMLDesc(self._SAVED_FLAGS[kind])
 
     # --- locking -------------------------------------------------------------------------------
 

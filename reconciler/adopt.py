@@ -1,51 +1,28 @@
 """Adoption: a manifest written from an object's live definition (pure).
 
-Only what the models can express is adopted; an object with parts the tool would drop on its
-next redefine (other interface or graphics types, UEFI loader, IPv6, DNS entries...) is refused,
-so adopting never loses configuration."""
+Adopt writes every field the models can express and leaves out what they cannot (a disk on a bus
+the model lacks, VNC without a listen address, a NIC model...): what is left out is not managed,
+so apply keeps it exactly as it is (edit.py, diff.py). Only a value a required field cannot hold
+(a machine type without PCI, a network forward mode or pool type not modelled) refuses adoption."""
 from __future__ import annotations
 
 import io
 
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from . import fields
+from . import fields, models
 from .errors import ReconcilerError
 from .units import human_size
 
-# Parts of a definition the tool does not model yet and would not keep on a redefine.
-UNSUPPORTED = {
-    "Guest": {
-        "devices/interface[@type!='network']": "interfaces other than type network",
-        "devices/graphics[@type!='vnc']": "graphics other than VNC",
-        "devices/disk[@type!='file' and @type!='volume']": "disks other than files and volumes",
-        "devices/serial[@type!='pty']": "serial ports other than a pty",
-        "devices/*/boot": "per-device boot order",
-        "os/*[not(self::type or self::boot)]": "firmware or direct kernel boot (<os> loader, nvram, kernel...)",
-    },
-    "Network": {
-        "ip[@family='ipv6']": "IPv6 addresses",
-        "ip[not(@family) or @family='ipv4'][position() > 1]": "more than one IPv4 address",
-        "ip/dhcp/range[position() > 1]": "more than one DHCP range",
-        "ip/dhcp/bootp": "DHCP boot options",
-        "dns/*": "DNS entries",
-        "domain": "a DNS domain",
-        "portgroup": "port groups",
-        "route": "static routes",
-        "forward/*": "forward interfaces or NAT settings",
-        "forward[@dev]": "a forward device",
-        "virtualport | bandwidth | vlan": "virtual port, bandwidth or VLAN settings",
-    },
-    "StoragePool": {"self::node()[@type!='dir']": "pool types other than dir"},
-    "Volume": {"target/format[@type!='qcow2' and @type!='raw']": "formats other than qcow2 and raw",
-               "backingStore/path": "a backing store"},
-}
 
-
-def unsupported(kind: str, xml: str) -> list[str]:
-    root = fields.parse(xml)
-    return [why for xpath, why in UNSUPPORTED[kind].items() if root.xpath(xpath)]
+def _valid(model, value: dict) -> bool:
+    try:
+        model.model_validate(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def _guest(values: dict, root, active: bool, autostart: bool) -> dict:
@@ -53,7 +30,7 @@ def _guest(values: dict, root, active: bool, autostart: bool) -> dict:
                   "vcpus": {"current": values["vcpus"]["current"], "max": values["vcpus"]["max"]},
                   "memory": {"current": human_size(values["memory"]["current"]),
                              "max": human_size(values["memory"]["max"])},
-                  "machine": values["machine"], "boot": values["boot"] or ["hd"], "console": values["console"]}
+                  "machine": values["machine"], "boot": values["boot"], "console": values["console"]}
     if values["cpu"]["mode"] in ("host-model", "host-passthrough", "maximum"):
         spec["cpu"] = {"mode": values["cpu"]["mode"]}
     spec["disks"] = []
@@ -64,15 +41,17 @@ def _guest(values: dict, root, active: bool, autostart: bool) -> dict:
             disk["volume"] = d["volume"]
         elif d["path"]:
             disk["path"] = d["path"]
-        spec["disks"].append(disk)
-    spec["interfaces"] = [{"network": n["network"], "mac": mac, "model": n["model"] or "rtl8139"}
-                          for mac, n in values["interfaces"].items()]
+        if _valid(models.Disk, disk):
+            spec["disks"].append(disk)
+    spec["interfaces"] = [nic for nic in ({"network": n["network"], "mac": mac, "model": n["model"] or "rtl8139"}
+                                          for mac, n in values["interfaces"].items())
+                          if _valid(models.Interface, nic)]
     for gtype, g in values["graphics"].items():
-        graphics = {"type": gtype, "listen": g["listen"] or root.xpath("string(devices/graphics/listen/@address)")
-                    or "127.0.0.1"}
+        graphics = {"type": gtype, "listen": g["listen"] or root.xpath("string(devices/graphics/listen/@address)")}
         if g["port"] and g["port"] > 0 and root.xpath("devices/graphics[@autoport='no']"):
             graphics["port"] = g["port"]
-        spec["graphics"] = graphics
+        if graphics["listen"] and _valid(models.Graphics, graphics):
+            spec["graphics"] = graphics
     return spec
 
 
@@ -84,8 +63,8 @@ def _network(values: dict, root, active: bool, autostart: bool) -> dict:
         spec["mtu"] = values["mtu"]
     if values["ipv4"]:
         ipv4: dict = {"address": values["ipv4"]}
-        hosts = [{"mac": mac, "ip": h["ip"], **({"name": h["name"]} if h["name"] else {})}
-                 for mac, h in values["dhcp_hosts"].items()]
+        hosts = [host for host in ({"mac": mac, "ip": h["ip"], **({"name": h["name"]} if h["name"] else {})}
+                                   for mac, h in values["dhcp_hosts"].items()) if _valid(models.DhcpHost, host)]
         if values["dhcp_range"] or hosts:
             ipv4["dhcp"] = {"hosts": hosts}
             if values["dhcp_range"]:
@@ -105,19 +84,28 @@ def _volume(values: dict, root, active: bool, autostart: bool) -> dict:
 _SPECS = {"Guest": _guest, "Network": _network, "StoragePool": _pool, "Volume": _volume}
 
 
+# Fields a manifest cannot leave out (the model gives them a default): a live value the model
+# cannot hold would be changed by the first apply, so such an object is not adopted.
+_REQUIRED = {"Guest": ("machine",), "Network": ("forward",), "StoragePool": ("type",), "Volume": ("format",)}
+
+
 def document(kind: str, name: str, host: str, xml: str, active: bool, autostart: bool) -> dict:
-    """The manifest document of a live object; ReconcilerError when parts cannot be expressed."""
-    problems = unsupported(kind, xml)
-    if problems:
-        raise ReconcilerError(f"{kind}/{name} cannot be adopted without losing configuration the "
-                              f"tool does not model yet: {', '.join(problems)}")
+    """The manifest document of a live object (ReconcilerError when a required field cannot be
+    written); what it leaves out stays unmanaged."""
     root = fields.parse(xml)
     spec = _SPECS[kind](fields.read(kind, root), root, active, autostart)
     meta = {"name": name, "host": host}
     if kind == "Volume":
         pool, _, meta["name"] = name.partition("/")
         spec = {"pool": pool, **spec}
-    return {"kind": kind, "metadata": meta, "spec": spec}
+    doc = {"kind": kind, "metadata": meta, "spec": spec}
+    try:
+        models.DOC_MODELS[kind].model_validate(doc)
+    except ValidationError as exc:
+        bad = {str(e["loc"][1]) for e in exc.errors() if len(e["loc"]) > 1 and e["loc"][0] == "spec"}
+        fields_ = ", ".join(f"{f}={spec.get(f)!r}" for f in _REQUIRED[kind] if f in bad) or str(exc).splitlines()[0]
+        raise ReconcilerError(f"{kind}/{name} cannot be adopted: the manifest cannot hold its {fields_}") from None
+    return doc
 
 
 def _quoted(value):

@@ -6,16 +6,18 @@ from typing import Callable, Protocol
 
 from datetime import datetime, timezone
 
-from . import carry, ownership
+from . import edit, ownership
 from .errors import AdapterError
 from .plan import Action, Plan
+
+_DEFINE = {"Guest": "define_domain", "Network": "define_network", "StoragePool": "define_pool"}
 
 
 class HostPort(Protocol):
     """What apply needs from a host connection (adapter.Host implements it)."""
 
     def run(self, kind: str, name: str, op: str, args: dict) -> None: ...
-    def domain_xml(self, name: str) -> str | None: ...
+    def saved_xml(self, kind: str, name: str) -> str: ...
 
 
 @dataclass
@@ -65,8 +67,12 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
             continue
         if op.name in ("shutdown", "restart"):
             args |= {"timeout": options.shutdown_timeout, "force": options.force_stop}
-        if op.name == "define_domain":
-            args["xml"] = carry.domain(args["xml"], host.domain_xml(action.name))
+        if op.name == "edit":        # the saved definition, read now, with exactly the planned changes
+            marker = ownership.stamp_marker(args["marker"]) if args["marker"] else None
+            edits = [edit.Edit.from_json(e) for e in args["edits"]]
+            xml = edit.apply(action.kind, host.saved_xml(action.kind, action.name), edits, marker)
+            host.run(action.kind, action.name, _DEFINE[action.kind], {"xml": xml})
+            continue
         host.run(action.kind, action.name, op.name, args)
     return Result(action.address, "done", notes=notes)
 

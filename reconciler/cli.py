@@ -207,10 +207,12 @@ def watch(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
 
 @app.command()
 def status(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
-           json_out: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
+           json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+           show_unmanaged: bool = typer.Option(False, "--show-unmanaged",
+                                               help="list, per managed object, the parts no manifest field manages")) -> None:
     """List per host: managed objects with the commit they were applied from, missing and unmanaged ones."""
     try:
-        hosts, errors = manage.status(paths, host)
+        hosts, errors = manage.status(paths, host, show_unmanaged)
     except ReconcilerError as exc:
         _fail(exc)
     report.status(hosts, json_out, sys.stdout, errors)
@@ -225,10 +227,12 @@ def adopt(kind_name: str = typer.Argument(..., metavar="KIND/NAME", help="e.g. G
     """Take an unmanaged object under management: write its manifest from its live definition and
     mark it owned. The next plan shows no changes for it."""
     try:
-        written = manage.adopt(paths, kind_name, host, out, lock_timeout, _err)
+        written, unmanaged = manage.adopt(paths, kind_name, host, out, lock_timeout, _err)
     except ReconcilerError as exc:
         _fail(exc)
     typer.echo(f"Adopted {kind_name}: wrote {written}. Commit it; 'virt-reconcile plan' shows no change for it.")
+    if unmanaged:
+        typer.echo("Not managed by any field, kept exactly as they are on the host: " + ", ".join(unmanaged))
 
 
 @app.command()

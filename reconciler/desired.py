@@ -30,7 +30,7 @@ class Desired:
     autostart: bool | None = None
     state: str | None = None          # running | shutoff (guests); active (networks, pools)
     deps: list[str] = field(default_factory=list)
-    parts: dict = field(default_factory=dict)   # per-device XML for hot-plug, keyed like fields
+    parts: dict = field(default_factory=dict)   # XML of each keyed element (hot-plug, edits), keyed like fields
     observed: bool = True       # False: the live side could not be read (volume of an inactive pool)
     owner: dict = field(default_factory=dict)   # the ownership record to write (owner_context)
     uuid: str | None = None
@@ -72,7 +72,7 @@ def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
 def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
     spec, host = item.spec, item.ref.host
     uuid = _uuid(item, live, ctx)
-    buses = [d.bus or ("sata" if d.device == "cdrom" else "virtio") for d in spec.disks]
+    buses = [d.bus or {"cdrom": "sata", "floppy": "fdc"}.get(d.device, "virtio") for d in spec.disks]
     targets = disk_targets(buses, [d.target for d in spec.disks])
     disks = []
     for disk, bus, target in zip(spec.disks, buses, targets):
@@ -102,6 +102,8 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
     parts |= {("interfaces", n["mac"]): render("interface.xml.j2", nic=n) for n in nics}
+    if spec.graphics:
+        parts[("graphics", spec.graphics.type)] = render("graphics.xml.j2", gr=spec.graphics)
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
                    owner=owner, uuid=uuid)
 

@@ -1,4 +1,12 @@
-"""Semantic diff of canonical fields: only what the desired side states is compared."""
+"""Semantic diff of canonical fields, three-way: the manifest manages what it states now (S) and
+what it stated at the last apply (M, from the owner record).
+
+- a field in S is set when the live value differs;
+- a field in M but not in S is reset: removed, or set to libvirt's default (fields libvirt needs,
+  fields.REQUIRED, keep their value); a keyed element (disk, NIC, DHCP host...) in M but not in
+  S is removed;
+- anything else is never touched, whatever its value: a device or field the tool never managed
+  stays as it is."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +16,7 @@ from deepdiff import DeepDiff
 
 from . import fields
 
-# Keyed collections: the desired set is authoritative, so live-only keys show as removals.
+# Keyed collections: items compared by key; live-only keys count only when M holds them.
 KEYED = {name for table in fields.TABLES.values() for name, spec in table.items() if isinstance(spec, fields.Items)}
 
 # Live values that mean the same as a desired value (each rule says why).
@@ -32,8 +40,10 @@ class FieldChange:
         return self.path.split(".")
 
 
-def project(desired: dict, live: dict) -> dict:
-    """The part of `live` that `desired` speaks about (all keys of keyed collections)."""
+def project(desired: dict, live: dict, applied: dict | None = None) -> dict:
+    """The part of `live` that `desired` speaks about; of keyed collections, the items `desired`
+    or `applied` names."""
+    applied = applied or {}
     out = {}
     for key, want in desired.items():
         if key not in live:
@@ -42,7 +52,8 @@ def project(desired: dict, live: dict) -> dict:
         if key in EQUIVALENT and EQUIVALENT[key](want, have):
             have = want
         if key in KEYED and isinstance(have, dict):
-            out[key] = {k: (project(want[k], v) if k in want else v) for k, v in have.items()}
+            named = set(want) | set(applied.get(key) or {})
+            out[key] = {k: (project(want[k], v) if k in want else v) for k, v in have.items() if k in named}
         elif isinstance(want, dict) and isinstance(have, dict):
             out[key] = project(want, have)
         else:
@@ -58,13 +69,40 @@ def _get(values: dict, path: list) -> Any:
     return values
 
 
-def diff(desired: dict, live: dict) -> list[FieldChange]:
-    """Changes that turn `live` into `desired`, one per field (lists compare as a whole)."""
-    have = project(desired, live)
+def _leaves(values: dict, prefix: tuple = ()) -> list[tuple]:
+    out = []
+    for key, value in values.items():
+        if isinstance(value, dict) and key not in KEYED:
+            out += _leaves(value, prefix + (key,))
+        else:
+            out.append(prefix + (key,))
+    return out
+
+
+def _resets(desired: dict, live: dict, applied: dict, required: set[str]) -> list[FieldChange]:
+    """Fields in M, not in S, that still have a value on the host (keyed collections aside)."""
+    out = []
+    for path in _leaves(applied):
+        dotted = ".".join(path)
+        if path[0] in KEYED or dotted in required or _get(desired, list(path)) is not None:
+            continue
+        have = _get(live, list(path))
+        if have not in (None, "", [], False):
+            out.append(FieldChange(dotted, have, None))
+    return out
+
+
+def diff(desired: dict, live: dict, applied: dict | None = None, required: set[str] = frozenset()) -> list[FieldChange]:
+    """Changes that turn `live` into `desired`, one per field (lists compare as a whole); with the
+    fields `applied` at the last apply, also the resets of what left the manifest."""
+    applied = applied or {}
+    desired = dict(desired) | {k: {} for k in applied if k in KEYED and k not in desired}
+    resets = _resets(desired, live, applied, required)
+    have = project(desired, live, applied)
     if have == desired:
-        return []
+        return resets
     tree = DeepDiff(have, desired, view="tree", verbose_level=2)
-    changes: dict[str, FieldChange] = {}
+    changes: dict[str, FieldChange] = {c.path: c for c in resets}
     for report in tree.values():
         for level in report:
             path = level.path(output_format="list")

@@ -1,11 +1,15 @@
-"""Field <-> XPath tables: the one place that reads each element of libvirt XML back into fields.
+"""Element declarations: each field of libvirt XML bound to its XPath once, with how to read it
+(into a canonical value) and how to write it (editing an existing definition in place).
 
 The same reader parses the rendered (desired) XML and the XML read from libvirt, so both sides
-of a diff are normalised by the same code. A table maps a field name to:
-  F(xpath, conv, default)   one value (first match) converted by `conv`
-  L(xpath, conv)            a list of values, in document order
-  Items(xpath, key, table)  repeated elements as a dict keyed by `key` (never by position)
-  a nested dict             a group of fields
+of a diff are normalised by the same code; the same declaration edits libvirt's saved
+definition, changing only what the field names (edit.py). A table maps a field name to:
+  F(xpath, conv, default, write)   one value (first match) converted by `conv`; `write(node, value)`
+                                   sets it (default: the attribute, text or presence the path names)
+  L(xpath, conv, write)            a list of values, in document order (written whole)
+  Items(xpath, key, table, parent) repeated elements as a dict keyed by `key` (never by position);
+                                   new ones are rendered from templates and put below `parent`
+  a nested dict                    a group of fields
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Any, Callable
 
 from lxml import etree
 
+from . import xmlpath
 from .units import libvirt_size
 
 
@@ -58,12 +63,28 @@ class F:
     xpath: str
     conv: Callable[[Any], Any] = text
     default: Any = None
+    write: Callable[[Any, Any], None] | None = None
+    required: bool = False     # libvirt needs it: a field that leaves the manifest keeps its value
+    also: tuple = ()           # other paths its writer keeps in step (they count as managed)
+
+    def set(self, node, value) -> None:
+        """Write `value` below `node` (None or the default: remove what the path names)."""
+        if self.write is not None:
+            self.write(node, value)
+        elif self.conv is exists:
+            xmlpath.set_present(node, self.xpath, bool(value))
+        else:
+            xmlpath.set_value(node, self.xpath, None if value is None or value == self.default else str(value))
 
 
 @dataclass(frozen=True)
 class L:
     xpath: str
     conv: Callable[[Any], Any] = text
+    write: Callable[[Any, Any], None] | None = None
+
+    def set(self, node, value) -> None:
+        self.write(node, value)
 
 
 @dataclass(frozen=True)
@@ -72,59 +93,248 @@ class Items:
     key: str
     table: dict = field(default_factory=dict)
     key_conv: Callable[[Any], Any] = text
+    parent: Callable[[Any], Any] = lambda root: xmlpath.ensure(root, ["devices"])
+
+    def find(self, node, key: str):
+        """The element whose key reads as `key`, or None."""
+        for el in node.xpath(self.xpath):
+            found = el.xpath(self.key)
+            if found and self.key_conv(found[0]) == key:
+                return el
+        return None
+
+
+# --- writers of fields whose XML is more than one attribute or text ----------------------------
+
+def write_size(tag: str) -> Callable[[Any, int], None]:
+    def write(node, value: int) -> None:
+        el = xmlpath.ensure(node, [tag])
+        el.text = str(-(-value // 1024))
+        el.set("unit", "KiB")
+    return write
+
+
+def write_cpu_mode(node, mode: str | None) -> None:
+    """A new CPU mode drops what belonged to the old one (model, vendor, match, check); features,
+    topology and NUMA cells stay. No mode: libvirt's default CPU; its features go too (libvirt
+    takes features only with a mode or model), topology and NUMA cells stay, an empty <cpu> goes."""
+    if mode is None:
+        cpu = node.find("cpu")
+        if cpu is not None:
+            for attr in ("mode", "match", "check", "migratable"):
+                cpu.attrib.pop(attr, None)
+            if cpu.find("model") is None:
+                for feature in cpu.findall("feature"):
+                    cpu.remove(feature)
+            xmlpath.prune(cpu, node)
+        return
+    cpu = xmlpath.ensure(node, ["cpu"])
+    if cpu.get("mode") != mode:
+        for child in cpu.findall("model") + cpu.findall("vendor"):
+            cpu.remove(child)
+        for attr in ("match", "check"):
+            cpu.attrib.pop(attr, None)
+    cpu.set("mode", mode)
+
+
+_OS_BEFORE_BOOT = {"type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline", "dtb", "shim"}
+
+
+def write_boot(node, devices: list[str]) -> None:
+    """The boot order, written whole after <os>'s type, loader, nvram and kernel elements."""
+    os_el = xmlpath.ensure(node, ["os"])
+    for old in os_el.findall("boot"):
+        os_el.remove(old)
+    index = max((i + 1 for i, c in enumerate(os_el) if c.tag in _OS_BEFORE_BOOT), default=0)
+    for offset, dev in enumerate(devices):
+        os_el.insert(index + offset, etree.Element("boot", dev=dev))
+
+
+def write_disk_bus(disk, bus: str) -> None:
+    """A disk on another bus has another kind of address: libvirt assigns a new one."""
+    xmlpath.set_value(disk, "target/@bus", bus)
+    for address in disk.findall("address"):
+        disk.remove(address)
+
+
+def write_disk_volume(disk, ref: str) -> None:
+    if not ref:
+        for attr in ("source/@pool", "source/@volume"):
+            xmlpath.set_value(disk, attr, None)
+        return
+    pool, _, volume = ref.partition("/")
+    disk.set("type", "volume")
+    xmlpath.set_value(disk, "source/@file", None)
+    xmlpath.set_value(disk, "source/@pool", pool)
+    xmlpath.set_value(disk, "source/@volume", volume)
+
+
+def write_disk_path(disk, file: str) -> None:
+    if not file:
+        xmlpath.set_value(disk, "source/@file", None)
+        return
+    disk.set("type", "file")
+    for attr in ("source/@pool", "source/@volume"):
+        xmlpath.set_value(disk, attr, None)
+    xmlpath.set_value(disk, "source/@file", file)
+
+
+def write_listen(graphics, address: str) -> None:
+    """The listen address is kept twice by libvirt: the attribute and a <listen> child."""
+    xmlpath.set_value(graphics, "@listen", address or None)
+    for listen in graphics.findall("listen"):
+        if listen.get("type") == "address":
+            graphics.remove(listen)
+    if address:
+        graphics.insert(0, etree.Element("listen", type="address", address=address))
+
+
+def write_port(graphics, port: int) -> None:
+    fixed = port is not None and port > 0
+    graphics.set("port", str(port if fixed else -1))
+    graphics.set("autoport", "no" if fixed else "yes")
+
+
+CONSOLE_XML = ('<serial type="pty"><target port="0"/></serial>',
+               '<console type="pty"><target type="serial" port="0"/></console>')
+
+
+def write_console(node, present: bool) -> None:
+    devices = xmlpath.ensure(node, ["devices"])
+    has = devices.find("serial[@type='pty']") is not None
+    if present and not has:
+        for xml in CONSOLE_XML:
+            devices.append(etree.fromstring(xml))
+    elif not present:
+        for el in devices.findall("serial[@type='pty']") + devices.findall("console[@type='pty']"):
+            devices.remove(el)
+
+
+def write_forward(node, mode: str) -> None:
+    """isolated has no <forward>; another mode drops what belonged to the old one (<nat>, dev...)."""
+    forward = node.find("forward")
+    if mode == "isolated":
+        if forward is not None:
+            node.remove(forward)
+        return
+    if forward is None:
+        forward = xmlpath.ensure(node, ["forward"])
+    elif forward.get("mode") != mode:
+        forward.attrib.clear()
+        for child in list(forward):
+            forward.remove(child)
+    forward.set("mode", mode)
 
 
 IPV4 = "ip[not(@family) or @family='ipv4']"
 
+
+def _ipv4(node):
+    found = node.xpath(IPV4)
+    return found[0] if found else None
+
+
+def write_ipv4(node, cidr: str) -> None:
+    ip = _ipv4(node)
+    if not cidr:
+        if ip is not None:
+            node.remove(ip)
+        return
+    if ip is None:
+        ip = etree.SubElement(node, "ip", family="ipv4")
+    iface = ipaddress.IPv4Interface(cidr)
+    ip.attrib.pop("netmask", None)
+    ip.set("address", str(iface.ip))
+    ip.set("prefix", str(iface.network.prefixlen))
+
+
+def _dhcp(node):
+    return xmlpath.ensure(_ipv4(node), ["dhcp"])
+
+
+def write_dhcp_range(node, span: str) -> None:
+    ip = _ipv4(node)
+    dhcp = ip.find("dhcp") if ip is not None else None
+    first = dhcp.find("range") if dhcp is not None else None
+    if not span:
+        if first is not None:
+            dhcp.remove(first)
+            xmlpath.prune(dhcp, ip)
+        return
+    start, end = span.split("-")
+    if first is None:
+        first = etree.Element("range")
+        _dhcp(node).insert(0, first)      # ranges come before hosts in network.rng
+    first.set("start", start)
+    first.set("end", end)
+
+
 DOMAIN = {
-    "type": F("@type"),
-    "memory": {"max": F("memory", size), "current": F("currentMemory", size)},
-    "vcpus": {"max": F("vcpu", lambda n: int(text(n))), "current": F("vcpu/@current", int)},
-    "machine": F("os/type/@machine"),
-    "cpu": {"mode": F("cpu/@mode")},
-    "boot": L("os/boot/@dev"),
-    "disks": Items("devices/disk", "target/@dev", {
+    "type": F("@type", required=True),
+    "memory": {"max": F("memory", size, write=write_size("memory"), required=True),
+               "current": F("currentMemory", size, write=write_size("currentMemory"), required=True)},
+    "vcpus": {"max": F("vcpu", lambda n: int(text(n)), required=True),
+              "current": F("vcpu/@current", int, required=True)},
+    "machine": F("os/type/@machine", required=True),
+    "cpu": {"mode": F("cpu/@mode", write=write_cpu_mode)},
+    "boot": L("os/boot/@dev", write=write_boot),
+    "disks": Items("devices/disk[@type='file' or @type='volume']", "target/@dev", {
         "device": F("@device"),
-        "bus": F("target/@bus"),
+        "bus": F("target/@bus", write=write_disk_bus),
         "format": F("driver/@type", default=""),
-        "volume": F("source", volume_ref, default=""),
-        "path": F("source/@file", path, default=""),
+        "volume": F("source", volume_ref, default="", write=write_disk_volume, also=("@type",)),
+        "path": F("source/@file", path, default="", write=write_disk_path, also=("@type",)),
         "readonly": F("readonly", exists, default=False),
     }),
     "interfaces": Items("devices/interface[@type='network']", "mac/@address", {
         "network": F("source/@network"),
         "model": F("model/@type"),
     }, key_conv=lower),
-    "graphics": Items("devices/graphics", "@type", {
-        "listen": F("@listen", default=""),
-        "port": F("@port", int, default=-1),
+    "graphics": Items("devices/graphics[@type='vnc']", "@type", {
+        "listen": F("@listen", default="", write=write_listen, also=("listen[@type='address']",)),
+        "port": F("@port", int, default=-1, write=write_port, also=("@autoport",)),
     }),
-    "console": F("devices/serial[@type='pty']", exists, default=False),
+    "console": F("devices/serial[@type='pty']", exists, default=False, write=write_console,
+                 also=("devices/console[@type='pty']",)),
 }
 
 NETWORK = {
-    "forward": F("forward/@mode", default="isolated"),
-    "bridge": F("bridge/@name"),
+    "forward": F("forward/@mode", default="isolated", write=write_forward, required=True),
+    "bridge": F("bridge/@name", required=True),
     "mtu": F("mtu/@size", int),
-    "ipv4": F(IPV4, ipv4_cidr, default=""),
-    "dhcp_range": F(f"{IPV4}/dhcp/range", ip_range, default=""),
+    "ipv4": F(IPV4, ipv4_cidr, default="", write=write_ipv4),
+    "dhcp_range": F(f"{IPV4}/dhcp/range", ip_range, default="", write=write_dhcp_range),
     "dhcp_hosts": Items(f"{IPV4}/dhcp/host", "@mac", {
         "ip": F("@ip"),
         "name": F("@name", default=""),
-    }, key_conv=lower),
+    }, key_conv=lower, parent=_dhcp),
 }
 
 POOL = {
-    "type": F("@type"),
-    "path": F("target/path", path),
+    "type": F("@type", required=True),
+    "path": F("target/path", path, required=True),
 }
 
 VOLUME = {
-    "capacity": F("capacity", size),
-    "format": F("target/format/@type", default="raw"),
+    "capacity": F("capacity", size, required=True),
+    "format": F("target/format/@type", default="raw", required=True),
 }
 
 TABLES = {"Guest": DOMAIN, "Network": NETWORK, "StoragePool": POOL, "Volume": VOLUME}
+
+
+def _required(table: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for name, spec in table.items():
+        if isinstance(spec, dict):
+            out |= _required(spec, f"{prefix}{name}.")
+        elif isinstance(spec, F) and spec.required:
+            out.add(prefix + name)
+    return out
+
+
+# Fields that are never reset when they leave the manifest (libvirt needs a value).
+REQUIRED = {kind: _required(table) for kind, table in TABLES.items()}
 
 
 def _read(table: dict, node) -> dict:
@@ -144,6 +354,61 @@ def _read(table: dict, node) -> dict:
 
 
 _PARSERS = threading.local()
+
+
+def _touched(table: dict, node, out: set) -> None:
+    """Collect the elements and (element, attribute) pairs the declarations read below `node`."""
+    for spec in table.values():
+        if isinstance(spec, dict):
+            _touched(spec, node, out)
+            continue
+        if isinstance(spec, Items):
+            for el in node.xpath(spec.xpath):
+                out.add(el)
+                for key in el.xpath(spec.key):
+                    out.add((key.getparent(), key.attrname) if getattr(key, "is_attribute", False) else key)
+                _touched(spec.table, el, out)
+            continue
+        for found in [f for xpath in (spec.xpath, *getattr(spec, "also", ())) for f in node.xpath(xpath)]:
+            if getattr(found, "is_attribute", False):
+                out.add((found.getparent(), found.attrname))
+            elif isinstance(found, etree._Element):
+                out.add(found)
+                out.update((found, a) for a in found.attrib)
+                out.update(c for c in found.iter() if spec.conv is not exists)
+
+
+_IDENTITY = ("name", "uuid", "metadata")
+
+
+def unmanaged(kind: str, xml: str | etree._Element) -> list[str]:
+    """Parts of a definition no field manages (kept as they are on every update), as paths
+    without positions and with counts: ['features', 'devices/controller x7', 'os/@firmware', ...]."""
+    root = parse(xml)
+    touched: set = set()
+    _touched(TABLES[kind], root, touched)
+    holders = {t[0] if isinstance(t, tuple) else t for t in touched}
+    inside = holders | {a for el in holders for a in el.iterancestors()}
+    counts: dict[str, int] = {}
+
+    def note(path: str) -> None:
+        counts[path] = counts.get(path, 0) + 1
+
+    def walk(el, path: str) -> None:
+        for attr in el.attrib:
+            if (el, attr) not in touched:
+                note(f"{path}/@{attr}" if path else f"@{attr}")
+        for child in el:
+            if not isinstance(child.tag, str) or (el is root and child.tag in _IDENTITY):
+                continue
+            sub = f"{path}/{child.tag}" if path else child.tag
+            if child in inside:
+                walk(child, sub)
+            else:
+                note(sub)
+
+    walk(root, "")
+    return [f"{p} x{n}" if n > 1 else p for p, n in sorted(counts.items())]
 
 
 def parse(xml: str | etree._Element) -> etree._Element:

@@ -8,7 +8,7 @@ import uuid
 OWNER_NS = "https://virt-reconcile.dev/xmlns/owner/1"
 OWNER_PREFIX = "vr"
 _UUID_NS = uuid.UUID("0b5e3c57-8a5f-4f6e-9d1e-7a3c2b9d4e10")
-_TARGET_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd"}
+_TARGET_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd", "fdc": "fd"}
 
 
 def object_uuid(instance: str, kind: str, name: str) -> str:

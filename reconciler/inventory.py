@@ -17,6 +17,7 @@ class Entry:
     applied: str = ""
     dirty: bool = False
     instance: str = ""
+    unmanaged: list[str] | None = None   # parts no field manages (status --show-unmanaged)
 
 
 def unreadable(state: HostState, kind: str, name: str) -> bool:

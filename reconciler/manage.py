@@ -3,18 +3,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import adopt as adopt_mod, desired, gitinfo, inventory, loader, locking, ownership, pipeline
+from . import adopt as adopt_mod, desired, fields, gitinfo, inventory, loader, locking, ownership, pipeline
 from .errors import ReconcilerError
 from .manifest import Manifest, Ref, build
 
 
-def status(paths: list[Path], only_host: str | None = None) -> tuple[dict[str, list[inventory.Entry]], dict[str, str]]:
+def status(paths: list[Path], only_host: str | None = None,
+           show_unmanaged: bool = False) -> tuple[dict[str, list[inventory.Entry]], dict[str, str]]:
     """Per host: managed objects with their commit, missing, unmanaged and broken ones
-    (read-only); and the hosts that could not be read, with why."""
+    (read-only), with the parts of managed objects no field manages when asked; and the hosts
+    that could not be read, with why."""
     manifest = pipeline.load(paths)
     states, errors = pipeline.observe(manifest, pipeline.hosts_of(manifest, only_host))
-    return {host: inventory.host_inventory(state, manifest.hosts[host].spec.instance)
-            for host, state in states.items()}, errors
+    out = {}
+    for host, state in states.items():
+        out[host] = inventory.host_inventory(state, manifest.hosts[host].spec.instance)
+        for entry in out[host]:
+            live = state.get(entry.kind, entry.name)
+            if show_unmanaged and entry.status == "managed" and live is not None:
+                entry.unmanaged = fields.unmanaged(entry.kind, live.root)
+    return out, errors
 
 
 def _host(manifest: Manifest, host: str | None) -> str:
@@ -34,8 +42,9 @@ def _target(kind_name: str) -> tuple[str, str]:
 
 
 def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None, lock_timeout: float,
-          say=print) -> Path:
-    """Write a manifest for an unmanaged object from its live definition, then mark it owned."""
+          say=print) -> tuple[Path, list[str]]:
+    """Write a manifest for an unmanaged object from its live definition, then mark it owned.
+    Returns the file written and the parts of the definition no field manages (kept as they are)."""
     kind, name = _target(kind_name)
     manifest = pipeline.load(paths)
     host = _host(manifest, host)
@@ -65,7 +74,7 @@ def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None,
                              desired.Context(instance, gitinfo.provenance(paths)))
         _mark(conns[host], kind, name, want)
         out.write_text(f"# adopted from {host} ({uri}) by virt-reconcile\n" + text, encoding="utf-8")
-    return out
+    return out, fields.unmanaged(kind, live.root)
 
 
 def _validated(paths: list[Path], out: Path, text: str) -> Manifest:

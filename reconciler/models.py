@@ -243,22 +243,23 @@ def _short_form(key: str):
 
 
 class Disk(Strict):
-    device: Literal["disk", "cdrom"] = "disk"
+    device: Literal["disk", "cdrom", "floppy", "lun"] = "disk"
     volume: str | None = Field(None, pattern=NAME_PATTERN.replace("$", "") + "/" + NAME_PATTERN[1:],
                                max_length=401, description="pool/volume of a declared Volume")
     path: Annotated[HostPath, AfterValidator(_not_root)] | None = Field(
         None, description="image file (for a cdrom: the media)")
     format: Literal["qcow2", "raw"] | None = Field(None, description="defaults to the volume's format, or raw")
-    bus: Literal["virtio", "sata", "scsi", "usb"] | None = Field(None, description="virtio for disks, sata for cdroms")
-    target: str | None = Field(None, pattern=r"^(vd|sd|hd)[a-z]{1,2}$")
+    bus: Literal["virtio", "sata", "scsi", "usb", "ide", "fdc"] | None = Field(
+        None, description="virtio for disks, sata for cdroms, fdc for floppies")
+    target: str | None = Field(None, pattern=r"^(vd|sd|hd|fd)[a-z]{1,2}$")
     readonly: bool | None = Field(None, description="defaults to true for a cdrom, false for a disk")
 
     @model_validator(mode="after")
     def _source(self) -> "Disk":
         if self.volume and self.path:
             raise ValueError("give either volume or path, not both")
-        if self.device == "disk" and not (self.volume or self.path):
-            raise ValueError("a disk needs a volume or a path")
+        if self.device in ("disk", "lun") and not (self.volume or self.path):
+            raise ValueError(f"a {self.device} needs a volume or a path")
         return self
 
 
@@ -299,7 +300,8 @@ class GuestSpec(Strict):
     interfaces: list[Interface] = []
     graphics: Graphics | None = None
     console: bool = Field(True, description="a serial console on a pty")
-    boot: list[Literal["hd", "cdrom", "network"]] = Field(["hd"], min_length=1)
+    boot: list[Literal["hd", "cdrom", "network", "fd"]] = Field(
+        ["hd"], description="boot order; [] leaves <os> without boot elements (per-device boot order)")
     protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
 
     @model_validator(mode="after")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from . import fields
 from .desired import Desired
 from .diff import FieldChange, diff, flatten
+from .edit import Edit
 from .live import LiveObject
 from .ownership import Record, owner_hash, restart_pending
 from .plan import Action, Change, Op, worst
@@ -14,6 +15,22 @@ def _action(desired: Desired, action: str, reason: str, changes: list[Change], o
     ref = desired.ref
     return Action(ref.host, ref.kind, ref.name, action, worst(c.impact for c in changes), reason,
                   changes, before, desired.fields, ops, desired.deps)
+
+
+def _edit(desired: Desired, field_changes: list[FieldChange], marker: bool = True) -> Op:
+    """The op that writes `field_changes` (and the owner marker) into the saved definition in place."""
+    edits = []
+    for fc in field_changes:
+        parts = tuple(fc.parts)
+        xml = desired.parts.get(parts) if fc.after is not None and len(parts) == 2 else None
+        edits.append(Edit(parts, fc.after, xml).to_json())
+    return Op("edit", {"edits": edits, "marker": desired.marker if marker else None})
+
+
+def _changes(desired: Desired, have: dict, record: Record | None) -> list[FieldChange]:
+    """Three-way: what the manifest states, and the resets of what it stated at the last apply."""
+    kind = desired.ref.kind
+    return diff(desired.fields, have, record.fields if record else None, fields.REQUIRED[kind])
 
 
 def _created(desired: Desired) -> list[Change]:
@@ -68,7 +85,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
         ops += [Op("start")] if desired.state == "running" else []
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
     have = fields.read("Guest", live.root)
-    field_changes = diff(desired.fields, have)
+    field_changes = _changes(desired, have, record)
     running = live.active and live.live_xml is not None
     changes, ops, live_ops = [], [], []
     if running:
@@ -81,7 +98,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
         changes = [Change(fc.path, fc.before, fc.after, "live") for fc in field_changes]
     pending = restart_pending(live)
     if field_changes or owner_hash(live.root) != desired.hash:
-        ops += live_ops + [Op("define_domain", {"xml": desired.xml})]
+        ops += live_ops + [_edit(desired, field_changes)]
         changes += _marker(field_changes, live, desired)
         if running and all(c.impact == "live" for c in changes) and not pending:
             ops.append(Op("set_live_owner", {"xml": desired.marker}))
@@ -127,7 +144,8 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
     have = fields.read("Network", live.root)
     changes, ops, needs_restart = [], [], False
-    for fc in diff(desired.fields, have):
+    field_changes = _changes(desired, have, record)
+    for fc in field_changes:
         parts = fc.parts
         if parts[0] == "dhcp_hosts":
             mac = parts[1]
@@ -141,7 +159,7 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
             needs_restart = needs_restart or live.active
             changes.append(Change(fc.path, fc.before, fc.after, "disruptive" if live.active else "live"))
     if changes or owner_hash(live.root) != desired.hash:
-        ops.append(Op("define_network", {"xml": desired.xml}))
+        ops.append(_edit(desired, field_changes))
         changes += _marker(changes, live, desired)
     if needs_restart:
         ops += [Op("stop"), Op("start"), Op("replug_guests")]
@@ -174,8 +192,9 @@ def pool(desired: Desired, live: LiveObject | None, record: Record | None = None
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
     have = fields.read("StoragePool", live.root)
     impact = "disruptive" if live.active else "live"
-    changes = [Change(fc.path, fc.before, fc.after, impact) for fc in diff(desired.fields, have)]
-    ops = [Op("define_pool", {"xml": desired.xml})] if changes else []
+    field_changes = _changes(desired, have, record)
+    changes = [Change(fc.path, fc.before, fc.after, impact) for fc in field_changes]
+    ops = [_edit(desired, field_changes, marker=False)] if changes else []
     if changes and live.active:
         ops += [Op("stop"), Op("build_pool"), Op("start")]
     elif not live.active:   # build first: a run killed after define left no directory (build is idempotent)
@@ -204,7 +223,7 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
         return _action(desired, "create", reason, _created(desired), ops, None)
     have = fields.read("Volume", live.root)
     changes, ops = [], []
-    for fc in diff(desired.fields, have):
+    for fc in _changes(desired, have, record):
         if fc.path == "format":
             changes.append(Change(fc.path, fc.before, fc.after, "destructive"))
             ops = marker + [Op("delete_volume", where), Op("create_volume", {**where, "xml": desired.xml})]

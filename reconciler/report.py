@@ -139,6 +139,8 @@ def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout, errors: dict
             elif e.status in ("unmanaged", "broken"):
                 commit, applied = "-", "-"
             print(f"  {e.status:15} {e.kind:12} {e.name:40} {e.state:9} {commit:13} {applied}", file=stream)
+            if e.unmanaged:
+                print(f"      not managed (kept as they are): {', '.join(e.unmanaged)}", file=stream)
         counts = {s: sum(e.status == s for e in entries)
                   for s in ("managed", "missing", "unmanaged", "other-instance", "broken")}
         print("  " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=stream)

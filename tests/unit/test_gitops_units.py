@@ -28,16 +28,25 @@ def test_adopted_documents_reproduce_the_live_fields():
         assert diff(want.fields, fields.read(item.ref.kind, live.xml)) == [], item.ref
 
 
-def test_adopt_refuses_what_it_would_lose():
-    xml = recorded("guest-inactive.xml").replace("<devices>", "<devices><graphics type='spice'/>")
+def test_adopt_leaves_out_what_the_models_cannot_hold_and_keeps_it_unmanaged():
+    xml = recorded("guest-inactive.xml").replace(
+        "<graphics type='vnc'", "<graphics type='spice' autoport='yes'/><graphics type='vnc'").replace(
+        "<target dev='vdb' bus='virtio'/>", "<target dev='vdb' bus='xen'/>")
+    doc = adopt.document("Guest", "web-1", "local", xml, True, True)
+    assert [d["target"] for d in doc["spec"]["disks"]] == ["vda", "sda"]     # vdb on a bus not modelled
+    assert doc["spec"]["graphics"]["type"] == "vnc"
+    assert any(p.startswith("devices/graphics") for p in fields.unmanaged("Guest", xml))
+    net = adopt.document("Network", "n", "local", "<network><name>n</name><forward mode='nat'/>"
+                         "<ip address='10.1.0.1' prefix='24'/><ip family='ipv6' address='fd00::1' prefix='64'/>"
+                         "<dns><host ip='10.1.0.5'><hostname>x</hostname></host></dns></network>", True, True)
+    assert net["spec"]["ipv4"] == {"address": "10.1.0.1/24"}
     try:
-        adopt.document("Guest", "web-1", "local", xml, True, True)
+        adopt.document("StoragePool", "p", "local", "<pool type='logical'><name>p</name><target><path>/dev/vg"
+                       "</path></target></pool>", True, True)
     except Exception as exc:   # noqa: BLE001
-        assert "graphics other than VNC" in str(exc)
+        assert "cannot hold its type='logical'" in str(exc)
     else:
-        raise AssertionError("adopting a spice guest must be refused")
-    assert "IPv6 addresses" in adopt.unsupported(
-        "Network", "<network><name>n</name><ip family='ipv6' address='fd00::1' prefix='64'/></network>")
+        raise AssertionError("a pool type the model lacks cannot be adopted")
 
 
 def test_adopt_yaml_quotes_macs():

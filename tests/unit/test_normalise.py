@@ -59,7 +59,8 @@ def test_running_xml_differs_only_in_runtime_values():
     (("machine='pc-q35-7.2'", "machine='pc-q35-8.1'"), []),          # newer QEMU, same alias
     (("machine='pc-q35-7.2'", "machine='pc-i440fx-7.2'"), ["machine"]),
     (("52:54:00:d3:00:01", "52:54:00:D3:00:01"), []),                   # MAC case
-    (("<target dev='vdb' bus='virtio'/>", "<target dev='vdc' bus='virtio'/>"), ["disks.vdb", "disks.vdc"]),
+    # vdb is missing, vdc is a disk the manifests never managed (no record): left alone
+    (("<target dev='vdb' bus='virtio'/>", "<target dev='vdc' bus='virtio'/>"), ["disks.vdb"]),
     (("<source network='demo-net'/>", "<source network='other'/>"), ["interfaces.52:54:00:d3:00:01.network"]),
     (("<boot dev='hd'/>", "<boot dev='network'/>"), ["boot"]),
     (("<vcpu placement='static'>2</vcpu>", "<vcpu placement='static' current='1'>2</vcpu>"), ["vcpus.current"]),
@@ -99,3 +100,20 @@ def test_volume_capacity_in_other_units():
                                                           "<capacity unit='KiB'>65536</capacity>")
     want = wanted("Volume", "demo-pool/web-1-data.qcow2", state())
     assert diff(want.fields, fields.read("Volume", xml)) == []
+
+
+def test_three_way_resets_what_left_the_manifest_and_leaves_what_it_never_stated():
+    """S = the manifest now, M = what was applied last (the owner record), live = the host."""
+    want = wanted("Guest", "web-1", state())
+    live = fields.read("Guest", recorded("guest-inactive.xml").replace(
+        "<cpu mode='custom' match='exact' check='none'>", "<cpu mode='host-passthrough' check='none'>")
+        .replace("<target dev='vdb' bus='virtio'/>", "<target dev='vdc' bus='virtio'/>"))
+    live["disks"]["vdd"] = dict(live["disks"]["vdc"])          # made by hand, never applied
+    applied = {**want.fields, "cpu": {"mode": "host-passthrough"}, "type": "kvm",
+               "disks": {**want.fields["disks"], "vdc": live["disks"]["vdc"]}}
+    changes = {c.path: (c.before, c.after) for c in diff(want.fields, live, applied, fields.REQUIRED["Guest"])}
+    assert changes["cpu.mode"] == ("host-passthrough", None)            # left the manifest: reset
+    assert changes["disks.vdc"][1] is None                               # applied before: removed
+    assert changes["disks.vdb"][0] is None                               # stated, missing: added
+    assert "disks.vdd" not in changes and "type" not in changes          # never stated / required
+    assert not any(c.path.startswith("cpu") for c in diff(want.fields, live))   # without M: left alone

@@ -64,7 +64,7 @@ def test_running_guest_memory_and_vcpus_within_max_are_live(tmp_path):
         ("guest.yaml", "vcpus: {current: 2, max: 2}", "vcpus: {current: 2, max: 4}")])
     assert impacts(action) == {"memory.current": "live", "vcpus.max": "restart"}
     assert action.impact == "restart" and action.action == "update"
-    assert op_names(action) == ["set_memory", "define_domain", "restart"]
+    assert op_names(action) == ["set_memory", "edit", "restart"]
     assert action.ops[0].args == {"kib": 512 * 1024}
 
 
@@ -117,7 +117,7 @@ def test_shutoff_guest_takes_every_change_into_its_definition_then_starts(tmp_pa
     action = plan_for(tmp_path, "Guest", "web-1", [("guest.yaml", "max: 768MiB", "max: 1GiB")],
                       live=shut_off("Guest", "web-1"))
     assert impacts(action) == {"memory.max": "live", "state": "live"}
-    assert op_names(action) == ["define_domain", "start"]
+    assert op_names(action) == ["edit", "start"]
 
 
 def test_state_shutoff_stops_a_running_guest(tmp_path):
@@ -140,13 +140,13 @@ def test_dhcp_host_changes_use_network_update(tmp_path):
     assert impacts(action) == {"dhcp_hosts.52:54:00:d3:00:02.ip": "live"}
     update = action.ops[0]
     assert update.name == "network_update" and update.args["command"] == "modify"
-    assert op_names(action) == ["network_update", "define_network"]
+    assert op_names(action) == ["network_update", "edit"]
 
 
 def test_network_forward_change_restarts_an_active_network(tmp_path):
     action = plan_for(tmp_path, "Network", "demo-net", [("network.yaml", "forward: nat", "forward: route")])
     assert action.impact == "disruptive"
-    assert op_names(action) == ["define_network", "stop", "start", "replug_guests"]
+    assert op_names(action) == ["edit", "stop", "start", "replug_guests"]
     assert "lose their link" in action.reason
 
 
@@ -173,4 +173,4 @@ def test_volume_format_change_is_a_destructive_recreate(tmp_path):
 def test_autostart_flip_records_itself_without_a_separate_marker_change(tmp_path):
     action = plan_for(tmp_path, "Guest", "web-1", [("guest.yaml", "autostart: true", "autostart: false")])
     assert impacts(action) == {"autostart": "live"}
-    assert op_names(action) == ["define_domain", "set_live_owner", "set_autostart"]
+    assert op_names(action) == ["edit", "set_live_owner", "set_autostart"]
