@@ -108,10 +108,17 @@ def diff(desired: dict, live: dict, applied: dict | None = None, required: set[s
             path = level.path(output_format="list")
             cut = next((i for i, p in enumerate(path) if isinstance(p, int)), len(path))
             path = [str(p) for p in path[:cut]]
-            key = ".".join(path)
-            if key not in changes:
-                changes[key] = FieldChange(key, _get(have, path), _get(desired, path))
+            for change in _per_item(path, _get(have, path), _get(desired, path)):
+                changes.setdefault(change.path, change)
     return sorted(changes.values(), key=lambda c: c.path)
+
+
+def _per_item(path: list[str], before: Any, after: Any) -> list[FieldChange]:
+    """A change of a whole keyed collection (one side empty) as one change per item."""
+    if len(path) != 1 or path[0] not in KEYED or not isinstance(before, dict) or not isinstance(after, dict):
+        return [FieldChange(".".join(path), before, after)]
+    return [FieldChange(f"{path[0]}.{key}", before.get(key), after.get(key))
+            for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)]
 
 
 def flatten(values: dict, prefix: str = "") -> list[tuple[str, Any]]:

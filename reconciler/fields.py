@@ -114,6 +114,16 @@ def write_size(tag: str) -> Callable[[Any, int], None]:
     return write
 
 
+def write_vcpu_max(node, value: int) -> None:
+    """libvirt leaves out vcpu/@current when all vCPUs are online: a new maximum keeps the
+    number online as it was (a change of vcpus.current is written before this one)."""
+    vcpu = xmlpath.ensure(node, ["vcpu"])
+    old = text(vcpu)
+    if vcpu.get("current") is None and old and int(old) != value:
+        vcpu.set("current", old)
+    vcpu.text = str(value)
+
+
 def write_cpu_mode(node, mode: str | None) -> None:
     """A new CPU mode drops what belonged to the old one (model, vendor, match, check); features,
     topology and NUMA cells stay. No mode: libvirt's default CPU; its features go too (libvirt
@@ -273,7 +283,7 @@ DOMAIN = {
     "type": F("@type", required=True),
     "memory": {"max": F("memory", size, write=write_size("memory"), required=True),
                "current": F("currentMemory", size, write=write_size("currentMemory"), required=True)},
-    "vcpus": {"max": F("vcpu", lambda n: int(text(n)), required=True),
+    "vcpus": {"max": F("vcpu", lambda n: int(text(n)), write=write_vcpu_max, required=True),
               "current": F("vcpu/@current", int, required=True)},
     "machine": F("os/type/@machine", required=True),
     "cpu": {"mode": F("cpu/@mode", write=write_cpu_mode)},

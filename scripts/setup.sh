@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base ovmf swtpm
-      swtpm-tools libxml2-utils python3-venv python3-libvirt iproute2 make)
+      swtpm-tools libxml2-utils python3-venv python3-libvirt iproute2 make virtinst)
 
 missing=()
 for p in "${PKGS[@]}"; do

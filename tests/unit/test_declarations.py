@@ -1,0 +1,106 @@
+"""Meta test of the element declarations (fields.py): every declared field is used by the 'wide'
+manifests, is a field of the manifest schema, and round-trips: render -> read -> edit another
+definition in place -> read gives the same values (and nothing else of that definition changes)."""
+from __future__ import annotations
+
+from reconciler import desired, edit, fields, pipeline, schema
+from reconciler.diff import diff
+from reconciler.live import HostFacts, HostState
+from reconciler.planners import _edit
+from tests.helpers import DATA, recorded
+
+# Where each declared field is written in a manifest (spec paths; * is an item of a list).
+MANIFEST_PATH = {
+    "Guest": {"type": "type", "memory.max": "memory.max", "memory.current": "memory.current",
+              "vcpus.max": "vcpus.max", "vcpus.current": "vcpus.current", "machine": "machine",
+              "cpu.mode": "cpu.mode", "boot": "boot", "console": "console",
+              "disks.*.device": "disks.*.device", "disks.*.bus": "disks.*.bus", "disks.*.format": "disks.*.format",
+              "disks.*.volume": "disks.*.volume", "disks.*.path": "disks.*.path",
+              "disks.*.readonly": "disks.*.readonly", "interfaces.*.network": "interfaces.*.network",
+              "interfaces.*.model": "interfaces.*.model", "graphics.*.listen": "graphics.listen",
+              "graphics.*.port": "graphics.port"},
+    "Network": {"forward": "forward", "bridge": "bridge", "mtu": "mtu", "ipv4": "ipv4.address",
+                "dhcp_range": "ipv4.dhcp.range", "dhcp_hosts.*.ip": "ipv4.dhcp.hosts.*.ip",
+                "dhcp_hosts.*.name": "ipv4.dhcp.hosts.*.name"},
+    "StoragePool": {"type": "type", "path": "path"},
+    "Volume": {"capacity": "capacity", "format": "format"},
+}
+BASES = {"Guest": "guest-inactive.xml", "Network": "network-inactive.xml", "StoragePool": "pool-inactive.xml"}
+
+
+def declared(table: dict, prefix: str = "") -> list[str]:
+    out = []
+    for name, spec in table.items():
+        if isinstance(spec, dict):
+            out += declared(spec, f"{prefix}{name}.")
+        elif isinstance(spec, fields.Items):
+            out += declared(spec.table, f"{prefix}{name}.*.")
+        else:
+            out.append(prefix + name)
+    return out
+
+
+def wide() -> dict:
+    manifest = pipeline.load([DATA / "manifests" / "wide"])
+    state = HostState("local", "qemu:///system", HostFacts({"kvm", "qemu"}))
+    return {item.ref: desired.build(item, manifest, state) for item in manifest.items.values()}
+
+
+def _values(values: dict, path: list[str]) -> list:
+    if not path:
+        return [values]
+    head, rest = path[0], path[1:]
+    if head == "*":
+        return [v for item in values.values() for v in _values(item, rest)]
+    return _values(values[head], rest) if isinstance(values, dict) and head in values else []
+
+
+def _schema_has(node: dict, path: list[str], defs: dict) -> bool:
+    while "$ref" in node or "anyOf" in node:
+        if "$ref" in node:
+            node = defs[node["$ref"].split("/")[-1]]
+        else:
+            node = next((n for n in node["anyOf"] if "$ref" in n or n.get("type") in ("object", "array")), node["anyOf"][0])
+    if not path:
+        return True
+    head = path[0]
+    if head == "*":
+        return node.get("type") == "array" and _schema_has(node["items"], path[1:], defs)
+    if node.get("type") == "array":            # a fixed pair, e.g. dhcp.range [start, end]
+        return False
+    props = node.get("properties", {})
+    return head in props and _schema_has(props[head], path[1:], defs)
+
+
+def test_every_declared_field_is_in_the_wide_manifests_and_the_schema():
+    docs = wide()
+    doc_schema = schema.manifest_schema()
+    defs = doc_schema["$defs"]
+    for kind, table in fields.TABLES.items():
+        objects = [d.fields for ref, d in docs.items() if ref.kind == kind]
+        spec_def = defs[f"{kind}Spec"]
+        for path in declared(table):
+            assert path in MANIFEST_PATH[kind], f"{kind}.{path}: add it to MANIFEST_PATH and the manifests"
+            found = [v for f in objects for v in _values(f, path.split("."))]
+            assert any(v not in (None, "", -1) for v in found), f"{kind}.{path} is not used by wide/"
+            manifest_path = MANIFEST_PATH[kind][path].split(".")
+            assert _schema_has(spec_def, manifest_path, defs) or manifest_path[-1] == "range", \
+                f"{kind}.{path}: no spec.{MANIFEST_PATH[kind][path]} in the schema"
+
+
+def test_every_declaration_round_trips_by_editing_another_definition():
+    """render -> read gives V; editing a recorded definition with diff(V, it) gives V back, and what
+    the edits do not name (UUID, addresses, controllers...) is the same as before."""
+    for ref, want in wide().items():
+        if ref.kind not in BASES:
+            continue
+        base = recorded(BASES[ref.kind])
+        changes = diff(want.fields, fields.read(ref.kind, base))
+        assert changes, ref
+        op = _edit(want, changes, marker=ref.kind != "StoragePool")
+        edited = edit.apply(ref.kind, base, [edit.Edit.from_json(e) for e in op.args["edits"]],
+                            op.args["marker"])
+        assert diff(want.fields, fields.read(ref.kind, edited)) == [], ref
+        assert fields.uuid_of(edited) == fields.uuid_of(base)
+        again = edit.apply(ref.kind, edited, [edit.Edit.from_json(e) for e in op.args["edits"]])
+        assert fields.read(ref.kind, again) == fields.read(ref.kind, edited), f"{ref}: edits are not idempotent"
