@@ -58,13 +58,15 @@ def plan(paths: list[Path] = PathsArg,
          out: Optional[Path] = typer.Option(None, "--out", help="save the plan for apply --plan"),
          host: Optional[str] = HostOpt,
          prune: bool = typer.Option(False, "--prune", help="also delete owned objects that left the manifests"),
-         allow_empty: bool = typer.Option(False, "--allow-empty", help="let --prune empty a host")) -> None:
+         allow_empty: bool = typer.Option(False, "--allow-empty", help="let --prune empty a host"),
+         show_unmanaged: bool = typer.Option(False, "--show-unmanaged",
+                                             help="also list, per object, the parts no manifest field manages")) -> None:
     """Show what apply would change. Exit 0 no changes, 2 changes pending, 1 error."""
     if fmt not in ("text", "json", "markdown"):
         _err("Error: --format is text, json or markdown")
         raise typer.Exit(EXIT_ERROR)
     try:
-        the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty))
+        the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty, show_unmanaged))
         if out:
             the_plan.save(out)
     except ReconcilerError as exc:
@@ -76,6 +78,7 @@ def plan(paths: list[Path] = PathsArg,
         sys.stdout.write(report.plan_markdown(the_plan))
     else:
         report.plan_text(the_plan, sys.stdout)
+        report.plan_unmanaged(the_plan, sys.stdout)
     report.plan_problems(the_plan)
     _warn_dirty(the_plan)
     if out and fmt == "text":

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import desired, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership, planners, rng
+from . import (desired, fields, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership,
+               planners, rng)
 from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Result, apply
 from .errors import PlanError, ReconcilerError
@@ -31,6 +32,7 @@ class Target:
 class PlanOptions:
     prune: bool = False           # delete owned objects that left the manifests (also per Host)
     allow_empty: bool = False     # let prune act on a host whose manifests hold no object
+    show_unmanaged: bool = False  # list the parts of each declared object no field manages
 
 
 def load(paths: list[Path]) -> Manifest:
@@ -119,7 +121,10 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
         for item in items:
             want = desired.build(item, manifest, state, ctx)
             key = (item.ref.kind, item.ref.name)
-            action = planners.PLANNERS[item.ref.kind](want, state.get(*key), owned.get(key))
+            live = state.get(*key)
+            if options.show_unmanaged and live is not None:
+                plan.unmanaged[str(item.ref)] = fields.unmanaged(item.ref.kind, live.root)
+            action = planners.PLANNERS[item.ref.kind](want, live, owned.get(key))
             if action is not None:
                 problems += _schema_problems(item, action)
                 plan.actions.append(action)

@@ -77,6 +77,7 @@ class Plan:
     fingerprints: dict[str, str] = field(default_factory=dict)  # address -> hash of what was read
     problems: list[str] = field(default_factory=list)   # hosts or objects that could not be planned
     warnings: list[str] = field(default_factory=list)   # what was noticed and left alone
+    unmanaged: dict[str, list[str]] = field(default_factory=dict)   # plan --show-unmanaged
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tool_version: str = __version__
     format_version: str = FORMAT_VERSION
@@ -97,6 +98,7 @@ class Plan:
         doc = {"format_version": self.format_version, "tool_version": self.tool_version,
                "created_at": self.created_at, "hosts": self.hosts, "instances": self.instances,
                "git": self.git, "summary": self.summary(), "problems": self.problems, "warnings": self.warnings,
+               **({"unmanaged": self.unmanaged} if self.unmanaged else {}),
                "changes": [_action_json(a, with_ops) for a in self.actions]}
         if with_ops:
             doc["fingerprints"] = self.fingerprints

@@ -89,6 +89,14 @@ def plan_text(plan: Plan, stream: TextIO = sys.stdout) -> None:
     print(summary_line(plan), file=stream)
 
 
+def plan_unmanaged(plan: Plan, stream: TextIO = sys.stdout) -> None:
+    """The parts of each declared object that no manifest field manages (kept as they are)."""
+    if plan.unmanaged:
+        print("\nNot managed by the manifests (kept exactly as they are on the host):", file=stream)
+        for address, parts in plan.unmanaged.items():
+            print(f"  {address}: {', '.join(parts) or '(nothing)'}", file=stream)
+
+
 def plan_problems(plan: Plan, stream: TextIO = sys.stderr) -> None:
     """What could not be planned (errors) and what was noticed and left alone (warnings)."""
     colour = use_colour(stream)
