@@ -41,8 +41,8 @@ class Finding:
         return {"address": self.address, **doc}
 
 
-def _changes(before: dict, after: dict) -> list[dict]:
-    return [{"path": c.path, "before": c.before, "after": c.after} for c in diff(after, before)]
+def _changes(before: dict, after: dict, applied: dict | None = None, required=frozenset()) -> list[dict]:
+    return [{"path": c.path, "before": c.before, "after": c.after} for c in diff(after, before, applied, required)]
 
 
 def _runtime(host: str, kind: str, name: str, want, live) -> list[Finding]:
@@ -76,7 +76,7 @@ def _owned(host: str, item, want, live, rec) -> list[Finding]:
     if want.hash != rec.hash:
         out.append(Finding(host, kind, name, "pending", "the manifests changed since it was applied "
                            "(as applied -> manifests)",
-                           _changes(rec.fields, want.fields)))
+                           _changes(rec.fields, want.fields, rec.fields, fields.REQUIRED[kind])))
     return out + _runtime(host, kind, name, want, live)
 
 
