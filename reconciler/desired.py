@@ -34,6 +34,7 @@ class Desired:
     observed: bool = True       # False: the live side could not be read (volume of an inactive pool)
     owner: dict = field(default_factory=dict)   # the ownership record to write (owner_context)
     uuid: str | None = None
+    exclusive: tuple = ()       # keyed collections the manifest states in full (Guest spec.exclusive)
 
     @property
     def marker(self) -> str:
@@ -105,7 +106,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     if spec.graphics:
         parts[("graphics", spec.graphics.type)] = render("graphics.xml.j2", gr=spec.graphics)
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
-                   owner=owner, uuid=uuid)
+                   owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive))
 
 
 def network(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:

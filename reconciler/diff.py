@@ -40,9 +40,9 @@ class FieldChange:
         return self.path.split(".")
 
 
-def project(desired: dict, live: dict, applied: dict | None = None) -> dict:
+def project(desired: dict, live: dict, applied: dict | None = None, exclusive=()) -> dict:
     """The part of `live` that `desired` speaks about; of keyed collections, the items `desired`
-    or `applied` names."""
+    or `applied` names (all of them for `exclusive` collections)."""
     applied = applied or {}
     out = {}
     for key, want in desired.items():
@@ -52,7 +52,7 @@ def project(desired: dict, live: dict, applied: dict | None = None) -> dict:
         if key in EQUIVALENT and EQUIVALENT[key](want, have):
             have = want
         if key in KEYED and isinstance(have, dict):
-            named = set(want) | set(applied.get(key) or {})
+            named = set(have) if key in exclusive else set(want) | set(applied.get(key) or {})
             out[key] = {k: (project(want[k], v) if k in want else v) for k, v in have.items() if k in named}
         elif isinstance(want, dict) and isinstance(have, dict):
             out[key] = project(want, have)
@@ -92,13 +92,15 @@ def _resets(desired: dict, live: dict, applied: dict, required: set[str]) -> lis
     return out
 
 
-def diff(desired: dict, live: dict, applied: dict | None = None, required: set[str] = frozenset()) -> list[FieldChange]:
+def diff(desired: dict, live: dict, applied: dict | None = None, required: set[str] = frozenset(),
+         exclusive=()) -> list[FieldChange]:
     """Changes that turn `live` into `desired`, one per field (lists compare as a whole); with the
-    fields `applied` at the last apply, also the resets of what left the manifest."""
+    fields `applied` at the last apply, also the resets of what left the manifest; of `exclusive`
+    collections, live items the manifest does not state are removed too."""
     applied = applied or {}
     desired = dict(desired) | {k: {} for k in applied if k in KEYED and k not in desired}
     resets = _resets(desired, live, applied, required)
-    have = project(desired, live, applied)
+    have = project(desired, live, applied, exclusive)
     if have == desired:
         return resets
     tree = DeepDiff(have, desired, view="tree", verbose_level=2)

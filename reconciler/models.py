@@ -302,6 +302,9 @@ class GuestSpec(Strict):
     console: bool = Field(True, description="a serial console on a pty")
     boot: list[Literal["hd", "cdrom", "network", "fd"]] = Field(
         ["hd"], description="boot order; [] leaves <os> without boot elements (per-device boot order)")
+    exclusive: list[Literal["disks", "interfaces", "graphics"]] = Field(
+        [], description="device kinds whose list in the manifest is the whole list: devices of these "
+                        "kinds that it does not state are removed, even ones the tool never created")
     protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
 
     @model_validator(mode="after")

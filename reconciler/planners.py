@@ -30,7 +30,7 @@ def _edit(desired: Desired, field_changes: list[FieldChange], marker: bool = Tru
 def _changes(desired: Desired, have: dict, record: Record | None) -> list[FieldChange]:
     """Three-way: what the manifest states, and the resets of what it stated at the last apply."""
     kind = desired.ref.kind
-    return diff(desired.fields, have, record.fields if record else None, fields.REQUIRED[kind])
+    return diff(desired.fields, have, record.fields if record else None, fields.REQUIRED[kind], desired.exclusive)
 
 
 def _created(desired: Desired) -> list[Change]:

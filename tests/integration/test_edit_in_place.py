@@ -207,3 +207,10 @@ def test_a_field_removed_from_the_manifest_is_reset_and_one_never_stated_is_neve
     assert root.find("devices/graphics[@type='vnc']") is None                           # reset: removed
     assert [t.get("dev") for t in root.findall("devices/disk/target")] == ["vda", "vdz"]  # vdb gone, vdz kept
     assert root.find("devices/channel[@type='unix']") is not None                        # never stated: kept
+    # the disk list declared whole: vdz goes too; the channel (another kind) stays
+    env.write((env.dir / "guest.yaml").read_text().replace("  state: shutoff\n", "  state: shutoff\n  exclusive: [disks]\n"),
+              "guest.yaml")
+    env.converge()
+    root = etree.fromstring(dom.XMLDesc(SECURE).encode())
+    assert [t.get("dev") for t in root.findall("devices/disk/target")] == ["vda"]
+    assert root.find("devices/channel[@type='unix']") is not None

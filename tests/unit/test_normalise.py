@@ -117,3 +117,5 @@ def test_three_way_resets_what_left_the_manifest_and_leaves_what_it_never_stated
     assert changes["disks.vdb"][0] is None                               # stated, missing: added
     assert "disks.vdd" not in changes and "type" not in changes          # never stated / required
     assert not any(c.path.startswith("cpu") for c in diff(want.fields, live))   # without M: left alone
+    exclusive = {c.path for c in diff(want.fields, live, applied, fields.REQUIRED["Guest"], ("disks",))}
+    assert {"disks.vdc", "disks.vdd"} <= exclusive                              # the list is the whole list
