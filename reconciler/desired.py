@@ -35,6 +35,11 @@ class Desired:
     owner: dict = field(default_factory=dict)   # the ownership record to write (owner_context)
     uuid: str | None = None
     exclusive: tuple = ()       # keyed collections the manifest states in full (Guest spec.exclusive)
+    index: dict = field(default_factory=dict)   # (collection, key) -> position in the manifest's list
+
+    def manifest_path(self, parts) -> str:
+        """A field's path as the manifest writes it (fields.manifest_path)."""
+        return fields.manifest_path(self.ref.kind, parts, self.index)
 
     @property
     def marker(self) -> str:
@@ -105,8 +110,9 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     parts |= {("interfaces", n["mac"]): render("interface.xml.j2", nic=n) for n in nics}
     if spec.graphics:
         parts[("graphics", spec.graphics.type)] = render("graphics.xml.j2", gr=spec.graphics)
+    index = {("disks", t): n for n, t in enumerate(targets)} | {("interfaces", m): n for n, m in enumerate(macs)}
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
-                   owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive))
+                   owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index)
 
 
 def network(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
@@ -124,7 +130,7 @@ def network(item: Item, manifest: Manifest, live: LiveObject | None, state: Host
     hosts = spec.ipv4.dhcp.hosts if spec.ipv4 and spec.ipv4.dhcp else []
     parts = {("dhcp_hosts", h.mac): render("dhcp-host.xml.j2", h=h) for h in hosts}
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, "active", [], parts,
-                   owner=owner, uuid=n["uuid"])
+                   owner=owner, uuid=n["uuid"], index={("dhcp_hosts", h.mac): i for i, h in enumerate(hosts)})
 
 
 def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:

@@ -41,8 +41,10 @@ class Finding:
         return {"address": self.address, **doc}
 
 
-def _changes(before: dict, after: dict, applied: dict | None = None, required=frozenset()) -> list[dict]:
-    return [{"path": c.path, "before": c.before, "after": c.after} for c in diff(after, before, applied, required)]
+def _changes(want, before: dict, after: dict, applied: dict | None = None, required=frozenset()) -> list[dict]:
+    """Field changes (as manifest paths) from `before` to `after`."""
+    return [{"path": want.manifest_path(c.parts), "before": c.before, "after": c.after}
+            for c in diff(after, before, applied, required)]
 
 
 def _runtime(host: str, kind: str, name: str, want, live) -> list[Finding]:
@@ -67,7 +69,7 @@ def _owned(host: str, item, want, live, rec) -> list[Finding]:
     out = []
     live_fields = fields.read(kind, live.root)
     applied = rec.content.get("autostart")
-    drifted = _changes(live_fields, rec.fields)   # before = live now, after = as applied
+    drifted = _changes(want, live_fields, rec.fields)   # before = live now, after = as applied
     if applied is not None and applied != live.autostart:
         drifted.append({"path": "autostart", "before": live.autostart, "after": applied})
     if drifted:
@@ -76,7 +78,7 @@ def _owned(host: str, item, want, live, rec) -> list[Finding]:
     if want.hash != rec.hash:
         out.append(Finding(host, kind, name, "pending", "the manifests changed since it was applied "
                            "(as applied -> manifests)",
-                           _changes(rec.fields, want.fields, rec.fields, fields.REQUIRED[kind])))
+                           _changes(want, rec.fields, want.fields, rec.fields, fields.REQUIRED[kind])))
     return out + _runtime(host, kind, name, want, live)
 
 
@@ -99,7 +101,8 @@ def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.C
             findings.append(Finding(host, *key, "missing", "owned, but gone from the host"))
         elif rec is None and live is None:
             findings.append(Finding(host, *key, "pending", "in the manifests, not created yet",
-                                    [{"path": p, "before": None, "after": v} for p, v in flatten(want.fields)]))
+                                    [{"path": want.manifest_path(p.split(".")), "before": None, "after": v}
+                                     for p, v in flatten(want.fields)]))
         elif rec is None:
             findings.append(Finding(host, *key, "unmanaged", "declared, but the object on the host is not "
                                     "managed by this instance (adopt it)"))

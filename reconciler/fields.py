@@ -66,6 +66,7 @@ class F:
     write: Callable[[Any, Any], None] | None = None
     required: bool = False     # libvirt needs it: a field that leaves the manifest keeps its value
     also: tuple = ()           # other paths its writer keeps in step (they count as managed)
+    manifest: str | None = None   # its path in a manifest's spec, when not its name
 
     def set(self, node, value) -> None:
         """Write `value` below `node` (None or the default: remove what the path names)."""
@@ -94,6 +95,8 @@ class Items:
     table: dict = field(default_factory=dict)
     key_conv: Callable[[Any], Any] = text
     parent: Callable[[Any], Any] = lambda root: xmlpath.ensure(root, ["devices"])
+    manifest: str | None = None   # the list's path in a manifest's spec, when not its name
+    single: bool = False          # the manifest holds one such element (a mapping, not a list)
 
     def find(self, node, key: str):
         """The element whose key reads as `key`, or None."""
@@ -300,7 +303,7 @@ DOMAIN = {
         "network": F("source/@network"),
         "model": F("model/@type"),
     }, key_conv=lower),
-    "graphics": Items("devices/graphics[@type='vnc']", "@type", {
+    "graphics": Items("devices/graphics[@type='vnc']", "@type", single=True, table={
         "listen": F("@listen", default="", write=write_listen, also=("listen[@type='address']",)),
         "port": F("@port", int, default=-1, write=write_port, also=("@autoport",)),
     }),
@@ -312,12 +315,12 @@ NETWORK = {
     "forward": F("forward/@mode", default="isolated", write=write_forward, required=True),
     "bridge": F("bridge/@name", required=True),
     "mtu": F("mtu/@size", int),
-    "ipv4": F(IPV4, ipv4_cidr, default="", write=write_ipv4),
-    "dhcp_range": F(f"{IPV4}/dhcp/range", ip_range, default="", write=write_dhcp_range),
+    "ipv4": F(IPV4, ipv4_cidr, default="", write=write_ipv4, manifest="ipv4.address"),
+    "dhcp_range": F(f"{IPV4}/dhcp/range", ip_range, default="", write=write_dhcp_range, manifest="ipv4.dhcp.range"),
     "dhcp_hosts": Items(f"{IPV4}/dhcp/host", "@mac", {
         "ip": F("@ip"),
         "name": F("@name", default=""),
-    }, key_conv=lower, parent=_dhcp),
+    }, key_conv=lower, parent=_dhcp, manifest="ipv4.dhcp.hosts"),
 }
 
 POOL = {
@@ -331,6 +334,31 @@ VOLUME = {
 }
 
 TABLES = {"Guest": DOMAIN, "Network": NETWORK, "StoragePool": POOL, "Volume": VOLUME}
+
+
+def manifest_path(kind: str, parts, index: dict) -> str:
+    """Where a field stands in a manifest (the path a user finds there): `memory.max`,
+    `disks[1].path`, `ipv4.dhcp.hosts[0].ip`, `graphics.listen`. `index` maps (collection, key) to
+    the item's position in the manifest's list; an item the manifest no longer lists shows its key,
+    `disks[vdb]`."""
+    table, out, i = TABLES[kind], [], 0
+    while i < len(parts):
+        name = parts[i]
+        spec = table.get(name) if isinstance(table, dict) else None
+        if isinstance(spec, dict):
+            out.append(name)
+            table, i = spec, i + 1
+        elif isinstance(spec, Items):
+            base = spec.manifest or name
+            if i + 1 < len(parts) and not spec.single:
+                n = index.get((name, parts[i + 1]))
+                base += f"[{n if n is not None else parts[i + 1]}]"
+            out.append(base)
+            table, i = spec.table, i + 2
+        else:
+            out.append(spec.manifest if isinstance(spec, F) and spec.manifest else name)
+            i += 1
+    return ".".join(out)
 
 
 def _required(table: dict, prefix: str = "") -> set[str]:

@@ -34,7 +34,8 @@ def _changes(desired: Desired, have: dict, record: Record | None) -> list[FieldC
 
 
 def _created(desired: Desired) -> list[Change]:
-    return [Change(path, None, value, "live") for path, value in flatten(desired.fields)]
+    return [Change(desired.manifest_path(path.split(".")), None, value, "live")
+            for path, value in flatten(desired.fields)]
 
 
 def _marker(field_changes, live: LiveObject, desired: Desired) -> list[Change]:
@@ -93,9 +94,9 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
         for fc in field_changes:
             op = _guest_live_op(fc, desired, run_values, slots)
             live_ops += [op] if op else []
-            changes.append(Change(fc.path, fc.before, fc.after, "live" if op else "restart"))
+            changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live" if op else "restart"))
     else:
-        changes = [Change(fc.path, fc.before, fc.after, "live") for fc in field_changes]
+        changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live") for fc in field_changes]
     pending = restart_pending(live)
     if field_changes or owner_hash(live.root) != desired.hash:
         ops += live_ops + [_edit(desired, field_changes)]
@@ -154,10 +155,10 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
             if live.active and not any(o.args.get("mac") == mac for o in ops):
                 ops.append(Op("network_update", {"command": command, "section": "ip-dhcp-host",
                                                  "xml": xml, "mac": mac}))
-            changes.append(Change(fc.path, fc.before, fc.after, "live"))
+            changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live"))
         else:
             needs_restart = needs_restart or live.active
-            changes.append(Change(fc.path, fc.before, fc.after, "disruptive" if live.active else "live"))
+            changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "disruptive" if live.active else "live"))
     if changes or owner_hash(live.root) != desired.hash:
         ops.append(_edit(desired, field_changes))
         changes += _marker(changes, live, desired)
@@ -193,7 +194,7 @@ def pool(desired: Desired, live: LiveObject | None, record: Record | None = None
     have = fields.read("StoragePool", live.root)
     impact = "disruptive" if live.active else "live"
     field_changes = _changes(desired, have, record)
-    changes = [Change(fc.path, fc.before, fc.after, impact) for fc in field_changes]
+    changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, impact) for fc in field_changes]
     ops = [_edit(desired, field_changes, marker=False)] if changes else []
     if changes and live.active:
         ops += [Op("stop"), Op("build_pool"), Op("start")]
@@ -225,12 +226,12 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
     changes, ops = [], []
     for fc in _changes(desired, have, record):
         if fc.path == "format":
-            changes.append(Change(fc.path, fc.before, fc.after, "destructive"))
+            changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "destructive"))
             ops = marker + [Op("delete_volume", where), Op("create_volume", {**where, "xml": desired.xml})]
             return _action(desired, "recreate", f"a volume's format cannot change in place ({fc.before} -> "
                            f"{fc.after}): it is deleted and created empty", changes, ops, have)
         shrink = fc.after < fc.before
-        changes.append(Change(fc.path, fc.before, fc.after, "destructive" if shrink else "live"))
+        changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "destructive" if shrink else "live"))
         ops.append(Op("resize_volume", {**where, "capacity": fc.after, "shrink": shrink}))
     if marker and not changes:
         changes.append(Change("owner.hash", record.hash if record else None, desired.hash, "live"))

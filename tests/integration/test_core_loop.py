@@ -108,8 +108,8 @@ def test_live_changes_apply_without_restart_and_keep_identity(env):
     code, doc = env.plan()
     guest = changes(doc)[("Guest", "vm")]
     assert code == 2 and guest["impact"] == "live"
-    assert impacts(guest) == {"vcpus.current": "live", "memory.current": "live", "disks.sda.path": "live",
-                              "disks.vdb": "live", "autostart": "live"}
+    assert impacts(guest) == {"vcpus.current": "live", "memory.current": "live", "disks[1].path": "live",
+                              "disks[2]": "live", "autostart": "live"}
     env.converge()
     dom = env.lookup("vm")
     running = fields.read("Guest", dom.XMLDesc(0))
@@ -147,7 +147,7 @@ def test_network_dhcp_hosts_change_live_and_mtu_restarts_it(env):
     code, doc = env.plan()
     net = changes(doc)[("Network", "net")]
     assert net["impact"] == "live" and set(impacts(net)) == {
-        "dhcp_hosts.52:54:00:5e:00:01.ip", "dhcp_hosts.52:54:00:5e:00:02"}
+        "ipv4.dhcp.hosts[0].ip", "ipv4.dhcp.hosts[1]"}
     env.converge()
     live_xml = env.conn.networkLookupByName(env.name("net")).XMLDesc(0)   # running network has them now
     assert env.ip(13) in live_xml and env.ip(12) in live_xml
@@ -263,4 +263,4 @@ def test_nic_hot_plug_then_second_hot_plug_waits_for_restart(env):
                                     f"    - {{volume: {env.name('pool')}/{env.name('data.qcow2')}}}\n")
     path.write_text(text)
     code, doc = env.plan()               # the one spare PCIe port is taken by the new NIC
-    assert impacts(changes(doc)[("Guest", "vm")]) == {"disks.vdb": "restart"}
+    assert impacts(changes(doc)[("Guest", "vm")]) == {"disks[2]": "restart"}

@@ -54,7 +54,7 @@ def test_every_drift_class(env):
         {"path": "memory.max", "before": 300 * 1024**2, "after": 256 * 1024**2}]
     assert mine[("drift", "Network", "net")]["changes"] == [{"path": "autostart", "before": True, "after": False}]
     pending = mine[("pending", "Network", "net")]["changes"]
-    assert [c["path"] for c in pending] == ["dhcp_hosts.52:54:00:5e:00:01.name"]
+    assert [c["path"] for c in pending] == ["ipv4.dhcp.hosts[0].name"]
     assert f"{env.name('vm')} drift: changed on the host" in done.stdout
     counts = doc["hosts"]["local"]["counts"]
     assert counts["drift"] >= 2 and counts["missing"] >= 1 and doc["hosts"]["local"]["in_sync"] is False

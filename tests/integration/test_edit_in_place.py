@@ -198,7 +198,7 @@ def test_a_field_removed_from_the_manifest_is_reset_and_one_never_stated_is_neve
               .replace(f", {{path: {img}/b.qcow2}}", ""), "guest.yaml")
     code, doc = env.plan()
     paths = {c["path"] for a in doc["changes"] for c in a["changes"]}
-    assert code == 2 and paths == {"cpu.mode", "graphics.vnc", "disks.vdb"}, paths
+    assert code == 2 and paths == {"cpu.mode", "graphics", "disks[vdb]"}, paths
     env.converge()
     after = dom.XMLDesc(SECURE)
     root = etree.fromstring(after.encode())

@@ -88,14 +88,14 @@ def test_hotplug_needs_a_free_pci_slot(tmp_path):
             port.getparent().remove(port)                 # no spare port left
     running = etree.tostring(root, encoding="unicode")
     action = plan_for(tmp_path, "Guest", "web-1", SECOND_NIC, live=LiveObject("Guest", "web-1", old.xml, True, True, running))
-    assert impacts(action) == {"interfaces.52:54:00:d3:00:09": "restart"}
+    assert impacts(action) == {"interfaces[1]": "restart"}
 
 
 def test_hotplug_nic_is_live_with_a_free_slot(tmp_path):
     old = LIVE[("Guest", "web-1")]
     running = old.live_xml.replace("</devices>", SPARE_PORT)
     action = plan_for(tmp_path, "Guest", "web-1", SECOND_NIC, live=LiveObject("Guest", "web-1", old.xml, True, True, running))
-    assert impacts(action) == {"interfaces.52:54:00:d3:00:09": "live"}
+    assert impacts(action) == {"interfaces[1]": "live"}
     attach = action.ops[0]
     assert attach.name == "attach_device" and "52:54:00:d3:00:09" in attach.args["xml"]
     assert op_names(action)[-1] == "set_live_owner"   # all live: running and saved agree
@@ -103,13 +103,13 @@ def test_hotplug_nic_is_live_with_a_free_slot(tmp_path):
 
 def test_cdrom_media_change_is_live(tmp_path):
     action = plan_for(tmp_path, "Guest", "web-1", [("guest.yaml", "demo-media.iso", "other.iso")])
-    assert impacts(action) == {"disks.sda.path": "live"}
+    assert impacts(action) == {"disks[2].path": "live"}
     assert action.ops[0].name == "update_device" and "other.iso" in action.ops[0].args["xml"]
 
 
 def test_removing_a_disk_needs_restart_and_is_not_hot_unplugged(tmp_path):
     action = plan_for(tmp_path, "Guest", "web-1", [("guest.yaml", "    - {volume: demo-pool/web-1-data.qcow2}\n", "")])
-    assert impacts(action) == {"disks.vdb": "restart"}
+    assert impacts(action) == {"disks[vdb]": "restart"}
     assert "attach_device" not in op_names(action) and op_names(action)[-1] == "restart"
 
 
@@ -137,7 +137,7 @@ def test_dhcp_host_changes_use_network_update(tmp_path):
     action = plan_for(tmp_path, "Network", "demo-net", [
         ("network.yaml", "{name: db-1, mac: \"52:54:00:d3:00:02\", ip: 10.213.0.12}",
          "{name: db-1, mac: \"52:54:00:d3:00:02\", ip: 10.213.0.13}")])
-    assert impacts(action) == {"dhcp_hosts.52:54:00:d3:00:02.ip": "live"}
+    assert impacts(action) == {"ipv4.dhcp.hosts[1].ip": "live"}
     update = action.ops[0]
     assert update.name == "network_update" and update.args["command"] == "modify"
     assert op_names(action) == ["network_update", "edit"]
