@@ -15,6 +15,7 @@ from . import deadline, ownership, rng, uris
 from .errors import AdapterError, HostError
 from .identity import OWNER_NS, OWNER_PREFIX
 from .live import HostState, LiveObject, capabilities
+from .plan import OpName
 
 libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions, not stderr noise
 
@@ -217,10 +218,11 @@ class Host:
         pool, _, vol = name.partition("/")
         return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(vol)
 
-    def run(self, kind: str, name: str, op: str, args: dict) -> None:
-        """Execute one plan op on one object."""
-        with _call(op, f"{kind}/{name}"):
-            getattr(self, f"_op_{op}")(kind, name, **args)
+    def run(self, kind: str, name: str, op: OpName, args: dict) -> None:
+        """Execute one plan op on one object, through the table of operations (_OPS)."""
+        op = OpName(op)
+        with _call(op.value, f"{kind}/{name}"):
+            _OPS[op](self, kind, name, **args)
 
     def _op_define_domain(self, kind, name, xml):
         self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
@@ -383,3 +385,8 @@ class Host:
     def _op_resize_volume(self, kind, name, pool, volume, capacity, shrink):
         vol = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume)
         vol.resize(capacity, libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if shrink else 0)
+
+
+# Every operation a plan may hold, and the method that runs it (edit is apply's: it reads the saved
+# definition, edits it and runs a define).
+_OPS = {op: getattr(Host, f"_op_{op.value}") for op in OpName if op is not OpName.EDIT}

@@ -8,15 +8,15 @@ from datetime import datetime, timezone
 
 from . import edit, ownership
 from .errors import AdapterError
-from .plan import Action, Plan
+from .plan import Action, OpName, Plan
 
-_DEFINE = {"Guest": "define_domain", "Network": "define_network", "StoragePool": "define_pool"}
+_DEFINE = {"Guest": OpName.DEFINE_DOMAIN, "Network": OpName.DEFINE_NETWORK, "StoragePool": OpName.DEFINE_POOL}
 
 
 class HostPort(Protocol):
     """What apply needs from a host connection (adapter.Host implements it)."""
 
-    def run(self, kind: str, name: str, op: str, args: dict) -> None: ...
+    def run(self, kind: str, name: str, op: OpName, args: dict) -> None: ...
     def saved_xml(self, kind: str, name: str) -> str: ...
 
 
@@ -54,20 +54,20 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
     notes = []
     for op in action.ops:
         args = dict(op.args)
-        if op.name in ("define_domain", "define_network"):
+        if op.name in (OpName.DEFINE_DOMAIN, OpName.DEFINE_NETWORK):
             args["xml"] = ownership.stamp(args["xml"], _now())
-        if op.name == "set_live_owner":
+        if op.name is OpName.SET_LIVE_OWNER:
             args["xml"] = ownership.stamp_marker(args["xml"])
-        if op.name == "record":
+        if op.name is OpName.RECORD:
             args["record"] = dict(args["record"], applied=_now())
-        if op.name == "forget":
+        if op.name is OpName.FORGET:
             args["instance"] = instance
-        if op.name == "restart" and not options.restart:
+        if op.name is OpName.RESTART and not options.restart:
             notes.append("restart pending: the running guest keeps its old definition (apply --restart)")
             continue
-        if op.name in ("shutdown", "restart"):
+        if op.name in (OpName.SHUTDOWN, OpName.RESTART):
             args |= {"timeout": options.shutdown_timeout, "force": options.force_stop}
-        if op.name == "edit":        # the saved definition, read now, with exactly the planned changes
+        if op.name is OpName.EDIT:        # the saved definition, read now, with exactly the planned changes
             marker = ownership.stamp_marker(args["marker"]) if args["marker"] else None
             edits = [edit.Edit.from_json(e) for e in args["edits"]]
             xml = edit.apply(action.kind, host.saved_xml(action.kind, action.name), edits, marker)

@@ -6,6 +6,7 @@ from pathlib import Path
 from . import adopt as adopt_mod, desired, fields, gitinfo, inventory, loader, locking, ownership, pipeline
 from .errors import ReconcilerError
 from .manifest import Manifest, Ref, build
+from .plan import OpName
 
 
 def status(paths: list[Path], only_host: str | None = None,
@@ -89,10 +90,10 @@ def _validated(paths: list[Path], out: Path, text: str) -> Manifest:
 
 def _mark(conn, kind: str, name: str, want) -> None:
     if kind in ("Guest", "Network"):
-        conn.run(kind, name, "adopt_owner", {"xml": ownership.stamp_marker(want.marker)})
+        conn.run(kind, name, OpName.ADOPT_OWNER, {"xml": ownership.stamp_marker(want.marker)})
     else:
         record = {"kind": kind, "name": name, "uuid": want.uuid} | want.owner
-        conn.run(kind, name, "record", {"instance": want.owner["instance"], "record": record})
+        conn.run(kind, name, OpName.RECORD, {"instance": want.owner["instance"], "record": record})
 
 
 def forget(paths: list[Path], kind_name: str, host: str | None, lock_timeout: float, say=print) -> None:
@@ -106,9 +107,9 @@ def forget(paths: list[Path], kind_name: str, host: str | None, lock_timeout: fl
         if (kind, name) not in ownership.records(state, instance):
             raise ReconcilerError(f"{host}/{kind}/{name} is not managed by instance {instance!r}")
         if kind in ("Guest", "Network"):
-            conns[host].run(kind, name, "drop_owner", {})
+            conns[host].run(kind, name, OpName.DROP_OWNER, {})
         else:
-            conns[host].run(kind, name, "forget", {"instance": instance})
+            conns[host].run(kind, name, OpName.FORGET, {"instance": instance})
 
 
 def unlock(paths: list[Path], lock_id: str, host: str | None) -> None:

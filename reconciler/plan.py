@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
 from . import __version__
@@ -37,11 +38,41 @@ class Change:
     impact: str
 
 
+class OpName(str, Enum):
+    """Every operation a plan may hold; apply runs each through the adapter's table of them."""
+
+    DEFINE_DOMAIN = "define_domain"
+    DEFINE_NETWORK = "define_network"
+    DEFINE_POOL = "define_pool"
+    BUILD_POOL = "build_pool"
+    START = "start"
+    STOP = "stop"
+    SET_AUTOSTART = "set_autostart"
+    SET_MEMORY = "set_memory"
+    SET_VCPUS = "set_vcpus"
+    ATTACH_DEVICE = "attach_device"
+    UPDATE_DEVICE = "update_device"
+    SET_LIVE_OWNER = "set_live_owner"
+    UNDEFINE = "undefine"
+    ADOPT_OWNER = "adopt_owner"
+    DROP_OWNER = "drop_owner"
+    RECORD = "record"
+    FORGET = "forget"
+    SHUTDOWN = "shutdown"
+    RESTART = "restart"
+    NETWORK_UPDATE = "network_update"
+    REPLUG_GUESTS = "replug_guests"
+    CREATE_VOLUME = "create_volume"
+    DELETE_VOLUME = "delete_volume"
+    RESIZE_VOLUME = "resize_volume"
+    EDIT = "edit"
+
+
 @dataclass
 class Op:
     """One libvirt step of an action, run by apply in order."""
 
-    name: str
+    name: OpName
     args: dict = field(default_factory=dict)
 
 
@@ -114,7 +145,7 @@ class Plan:
             a = dict(a)
             a.pop("address", None)
             a["changes"] = [Change(**c) for c in a.get("changes", [])]
-            a["ops"] = [Op(**o) for o in a.get("ops", [])]
+            a["ops"] = [Op(OpName(o["name"]), o.get("args", {})) for o in a.get("ops", [])]
             actions.append(Action(**a))
         return cls(hosts=doc["hosts"], actions=actions, created_at=doc["created_at"],
                    tool_version=doc["tool_version"], format_version=doc["format_version"],

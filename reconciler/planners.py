@@ -7,7 +7,7 @@ from .diff import FieldChange, diff, flatten
 from .edit import Edit
 from .live import LiveObject
 from .ownership import Record, owner_hash, restart_pending
-from .plan import Action, Change, Op, worst
+from .plan import Action, Change, Op, OpName, worst
 
 
 def _action(desired: Desired, action: str, reason: str, changes: list[Change], ops: list[Op],
@@ -24,7 +24,7 @@ def _edit(desired: Desired, field_changes: list[FieldChange], marker: bool = Tru
         parts = tuple(fc.parts)
         xml = desired.parts.get(parts) if fc.after is not None and len(parts) == 2 else None
         edits.append(Edit(parts, fc.after, xml).to_json())
-    return Op("edit", {"edits": edits, "marker": desired.marker if marker else None})
+    return Op(OpName.EDIT, {"edits": edits, "marker": desired.marker if marker else None})
 
 
 def _changes(desired: Desired, have: dict, record: Record | None) -> list[FieldChange]:
@@ -48,7 +48,7 @@ def _marker(field_changes, live: LiveObject, desired: Desired) -> list[Change]:
 def _autostart(desired: Desired, live: LiveObject, ops: list[Op]) -> list[Change]:
     if desired.autostart is None or desired.autostart == live.autostart:
         return []
-    ops.append(Op("set_autostart", {"flag": desired.autostart}))
+    ops.append(Op(OpName.SET_AUTOSTART, {"flag": desired.autostart}))
     return [Change("autostart", live.autostart, desired.autostart, "live")]
 
 
@@ -67,23 +67,23 @@ def _guest_live_op(change: FieldChange, desired: Desired, running: dict, slots: 
     """The op that applies `change` to the running guest, or None when it needs a restart."""
     parts = change.parts
     if change.path == "memory.current" and change.after <= running["memory"]["max"]:
-        return Op("set_memory", {"kib": change.after // 1024})
+        return Op(OpName.SET_MEMORY, {"kib": change.after // 1024})
     if change.path == "vcpus.current" and running["vcpus"]["current"] < change.after <= running["vcpus"]["max"]:
-        return Op("set_vcpus", {"count": change.after})
+        return Op(OpName.SET_VCPUS, {"count": change.after})
     if parts[0] in ("disks", "interfaces") and len(parts) == 2 and change.before is None:
         if change.after.get("device", "disk") == "disk" and slots[0] > 0:
             slots[0] -= 1
-            return Op("attach_device", {"xml": desired.parts[(parts[0], parts[1])]})
+            return Op(OpName.ATTACH_DEVICE, {"xml": desired.parts[(parts[0], parts[1])]})
     if parts[0] == "disks" and parts[2:] == ["path"] and desired.fields["disks"][parts[1]]["device"] == "cdrom":
-        return Op("update_device", {"xml": desired.parts[("disks", parts[1])]})
+        return Op(OpName.UPDATE_DEVICE, {"xml": desired.parts[("disks", parts[1])]})
     return None
 
 
 def guest(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     if live is None:
-        ops = [Op("define_domain", {"xml": desired.xml})]
-        ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
-        ops += [Op("start")] if desired.state == "running" else []
+        ops = [Op(OpName.DEFINE_DOMAIN, {"xml": desired.xml})]
+        ops += [Op(OpName.SET_AUTOSTART, {"flag": True})] if desired.autostart else []
+        ops += [Op(OpName.START)] if desired.state == "running" else []
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
     have = fields.read("Guest", live.root)
     field_changes = _changes(desired, have, record)
@@ -102,19 +102,19 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
         ops += live_ops + [_edit(desired, field_changes)]
         changes += _marker(field_changes, live, desired)
         if running and all(c.impact == "live" for c in changes) and not pending:
-            ops.append(Op("set_live_owner", {"xml": desired.marker}))
+            ops.append(Op(OpName.SET_LIVE_OWNER, {"xml": desired.marker}))
     changes += _autostart(desired, live, ops)
     needs_restart = any(c.impact == "restart" for c in changes) or pending
     if desired.state == "running" and not live.active:
         changes.append(Change("state", "shutoff", "running", "live"))
-        ops.append(Op("start"))
+        ops.append(Op(OpName.START))
     elif desired.state == "shutoff" and live.active:
         changes.append(Change("state", "paused" if live.paused else "running", "shutoff", "disruptive"))
-        ops.append(Op("stop") if live.paused else Op("shutdown"))   # a paused guest cannot shut down
+        ops.append(Op(OpName.STOP) if live.paused else Op(OpName.SHUTDOWN))   # a paused guest cannot shut down
     elif needs_restart:
         if pending and not field_changes:
             changes.append(Change("definition", "running an older definition", "saved definition", "restart"))
-        ops.append(Op("restart"))
+        ops.append(Op(OpName.RESTART))
     if not changes and not ops:
         return None
     verb, reason = _guest_verb(changes, field_changes, pending)
@@ -140,8 +140,8 @@ _DHCP_COMMANDS = {(True, False): "add", (False, True): "delete", (False, False):
 
 def network(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     if live is None:
-        ops = [Op("define_network", {"xml": desired.xml}), Op("start")]
-        ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
+        ops = [Op(OpName.DEFINE_NETWORK, {"xml": desired.xml}), Op(OpName.START)]
+        ops += [Op(OpName.SET_AUTOSTART, {"flag": True})] if desired.autostart else []
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
     have = fields.read("Network", live.root)
     changes, ops, needs_restart = [], [], False
@@ -153,7 +153,7 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
             command = _DHCP_COMMANDS[(fc.before is None and len(parts) == 2, fc.after is None)]
             xml = desired.parts.get(("dhcp_hosts", mac)) or f'<host mac="{mac}"/>'
             if live.active and not any(o.args.get("mac") == mac for o in ops):
-                ops.append(Op("network_update", {"command": command, "section": "ip-dhcp-host",
+                ops.append(Op(OpName.NETWORK_UPDATE, {"command": command, "section": "ip-dhcp-host",
                                                  "xml": xml, "mac": mac}))
             changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live"))
         else:
@@ -163,10 +163,10 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
         ops.append(_edit(desired, field_changes))
         changes += _marker(changes, live, desired)
     if needs_restart:
-        ops += [Op("stop"), Op("start"), Op("replug_guests")]
+        ops += [Op(OpName.STOP), Op(OpName.START), Op(OpName.REPLUG_GUESTS)]
     elif not live.active:
         changes.append(Change("state", "inactive", "active", "live"))
-        ops.append(Op("start"))
+        ops.append(Op(OpName.START))
     changes += _autostart(desired, live, ops)
     if not changes and not ops:
         return None
@@ -183,13 +183,13 @@ def _record(desired: Desired, record: Record | None) -> list[Op]:
     if record is not None and record.hash == desired.hash:
         return []
     entry = {"kind": desired.ref.kind, "name": desired.ref.name, "uuid": desired.uuid} | desired.owner
-    return [Op("record", {"instance": desired.owner["instance"], "record": entry})]
+    return [Op(OpName.RECORD, {"instance": desired.owner["instance"], "record": entry})]
 
 
 def pool(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     if live is None:
-        ops = _record(desired, record) + [Op("define_pool", {"xml": desired.xml}), Op("build_pool"), Op("start")]
-        ops += [Op("set_autostart", {"flag": True})] if desired.autostart else []
+        ops = _record(desired, record) + [Op(OpName.DEFINE_POOL, {"xml": desired.xml}), Op(OpName.BUILD_POOL), Op(OpName.START)]
+        ops += [Op(OpName.SET_AUTOSTART, {"flag": True})] if desired.autostart else []
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
     have = fields.read("StoragePool", live.root)
     impact = "disruptive" if live.active else "live"
@@ -197,10 +197,10 @@ def pool(desired: Desired, live: LiveObject | None, record: Record | None = None
     changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, impact) for fc in field_changes]
     ops = [_edit(desired, field_changes, marker=False)] if changes else []
     if changes and live.active:
-        ops += [Op("stop"), Op("build_pool"), Op("start")]
+        ops += [Op(OpName.STOP), Op(OpName.BUILD_POOL), Op(OpName.START)]
     elif not live.active:   # build first: a run killed after define left no directory (build is idempotent)
         changes.append(Change("state", "inactive", "active", "live"))
-        ops += [Op("build_pool"), Op("start")]
+        ops += [Op(OpName.BUILD_POOL), Op(OpName.START)]
     changes += _autostart(desired, live, ops)
     marker = _record(desired, record)
     if marker and not changes:
@@ -217,7 +217,7 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
     where = {"pool": pool_name, "volume": vol_name}
     marker = _record(desired, record)
     if live is None:
-        ops = marker + [Op("create_volume", {**where, "xml": desired.xml, "if_missing": not desired.observed})]
+        ops = marker + [Op(OpName.CREATE_VOLUME, {**where, "xml": desired.xml, "if_missing": not desired.observed})]
         reason = "not in the pool" if desired.observed else (
             f"pool {pool_name} is inactive, so its volumes could not be read: created after the pool "
             "starts unless it exists (then the next plan compares it)")
@@ -227,12 +227,12 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
     for fc in _changes(desired, have, record):
         if fc.path == "format":
             changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "destructive"))
-            ops = marker + [Op("delete_volume", where), Op("create_volume", {**where, "xml": desired.xml})]
+            ops = marker + [Op(OpName.DELETE_VOLUME, where), Op(OpName.CREATE_VOLUME, {**where, "xml": desired.xml})]
             return _action(desired, "recreate", f"a volume's format cannot change in place ({fc.before} -> "
                            f"{fc.after}): it is deleted and created empty", changes, ops, have)
         shrink = fc.after < fc.before
         changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "destructive" if shrink else "live"))
-        ops.append(Op("resize_volume", {**where, "capacity": fc.after, "shrink": shrink}))
+        ops.append(Op(OpName.RESIZE_VOLUME, {**where, "capacity": fc.after, "shrink": shrink}))
     if marker and not changes:
         changes.append(Change("owner.hash", record.hash if record else None, desired.hash, "live"))
     if not changes:

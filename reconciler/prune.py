@@ -8,23 +8,23 @@ from . import fields
 from .inventory import unreadable
 from .live import HostState, LiveObject
 from .ownership import Record
-from .plan import Action, Change, Op
+from .plan import Action, Change, Op, OpName
 
 DELETE_ORDER = ("Guest", "Volume", "StoragePool", "Network")
 
 
 def _guest_ops(live: LiveObject) -> list[Op]:
     if live.paused:                 # a paused guest cannot shut down: it is powered off
-        return [Op("stop"), Op("undefine")]
-    return ([Op("shutdown")] if live.active else []) + [Op("undefine")]
+        return [Op(OpName.STOP), Op(OpName.UNDEFINE)]
+    return ([Op(OpName.SHUTDOWN)] if live.active else []) + [Op(OpName.UNDEFINE)]
 
 
 _OPS = {
     "Guest": _guest_ops,
-    "Volume": lambda live: [Op("delete_volume", dict(zip(("pool", "volume"), live.name.split("/", 1)))),
-                            Op("forget")],
-    "StoragePool": lambda live: ([Op("stop")] if live.active else []) + [Op("undefine"), Op("forget")],
-    "Network": lambda live: ([Op("stop")] if live.active else []) + [Op("undefine")],
+    "Volume": lambda live: [Op(OpName.DELETE_VOLUME, dict(zip(("pool", "volume"), live.name.split("/", 1)))),
+                            Op(OpName.FORGET)],
+    "StoragePool": lambda live: ([Op(OpName.STOP)] if live.active else []) + [Op(OpName.UNDEFINE), Op(OpName.FORGET)],
+    "Network": lambda live: ([Op(OpName.STOP)] if live.active else []) + [Op(OpName.UNDEFINE)],
 }
 _IMPACT = {"Guest": "disruptive", "Volume": "destructive", "StoragePool": "disruptive", "Network": "disruptive"}
 _KEPT = {"Guest": "its disks are kept", "Volume": "its data is deleted",
@@ -53,7 +53,7 @@ def forget_gone(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str
             rec = owned[(kind, name)]
             out.append(Action(host, kind, name, "delete", "live", "gone from the host and from the manifests; "
                               "its ownership record is removed", [Change("owner", rec.hash, None, "live")],
-                              rec.fields, None, [Op("forget")]))
+                              rec.fields, None, [Op(OpName.FORGET)]))
     return out
 
 

@@ -50,3 +50,25 @@ def test_saved_plan_of_another_tool_version_is_refused_before_reading_hosts():
     old = Plan(hosts={"h": "qemu+unix:///system?socket=/nonexistent"}, tool_version="0.0.1")
     with pytest.raises(PlanError, match="made by virt-reconcile 0.0.1"):
         pipeline.check_saved(old)
+
+
+def test_a_saved_plan_holds_only_declared_operations(tmp_path):
+    """Ops are typed (plan.OpName): a plan file naming anything else is refused when it is read."""
+    import json
+    from reconciler.errors import PlanFileError
+    from reconciler.plan import Plan
+    doc = {"format_version": "1.0", "tool_version": "0.1.0", "created_at": "now", "hosts": {"h": "qemu:///system"},
+           "changes": [{"host": "h", "kind": "Guest", "name": "g", "action": "update", "impact": "live",
+                        "reason": "", "ops": [{"name": "start", "args": {}}]}]}
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(doc))
+    assert Plan.load(good).actions[0].ops[0].name.value == "start"
+    doc["changes"][0]["ops"][0]["name"] = "__init__"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    try:
+        Plan.load(bad)
+    except PlanFileError as exc:
+        assert "'__init__' is not a valid OpName" in str(exc)
+    else:
+        raise AssertionError("an undeclared operation was accepted")
