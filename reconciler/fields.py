@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from lxml import etree
 
-from . import xmlpath
+from . import liverules, xmlpath
 from .units import libvirt_size
 
 
@@ -67,6 +67,7 @@ class F:
     required: bool = False     # libvirt needs it: a field that leaves the manifest keeps its value
     also: tuple = ()           # other paths its writer keeps in step (they count as managed)
     manifest: str | None = None   # its path in a manifest's spec, when not its name
+    live: Callable | None = None  # liverules: how a change reaches the running object (None: restart)
 
     def set(self, node, value) -> None:
         """Write `value` below `node` (None or the default: remove what the path names)."""
@@ -97,6 +98,7 @@ class Items:
     parent: Callable[[Any], Any] = lambda root: xmlpath.ensure(root, ["devices"])
     manifest: str | None = None   # the list's path in a manifest's spec, when not its name
     single: bool = False          # the manifest holds one such element (a mapping, not a list)
+    live: Callable | None = None  # liverules: how adding/removing an item reaches the running object
 
     def find(self, node, key: str):
         """The element whose key reads as `key`, or None."""
@@ -285,9 +287,10 @@ def write_dhcp_range(node, span: str) -> None:
 DOMAIN = {
     "type": F("@type", required=True),
     "memory": {"max": F("memory", size, write=write_size("memory"), required=True),
-               "current": F("currentMemory", size, write=write_size("currentMemory"), required=True)},
+               "current": F("currentMemory", size, write=write_size("currentMemory"), required=True,
+                            live=liverules.memory_current)},
     "vcpus": {"max": F("vcpu", lambda n: int(text(n)), write=write_vcpu_max, required=True),
-              "current": F("vcpu/@current", int, required=True)},
+              "current": F("vcpu/@current", int, required=True, live=liverules.vcpus_current)},
     "machine": F("os/type/@machine", required=True),
     "cpu": {"mode": F("cpu/@mode", write=write_cpu_mode)},
     "boot": L("os/boot/@dev", write=write_boot),
@@ -296,13 +299,14 @@ DOMAIN = {
         "bus": F("target/@bus", write=write_disk_bus),
         "format": F("driver/@type", default=""),
         "volume": F("source", volume_ref, default="", write=write_disk_volume, also=("@type",)),
-        "path": F("source/@file", path, default="", write=write_disk_path, also=("@type",)),
+        "path": F("source/@file", path, default="", write=write_disk_path, also=("@type",),
+                  live=liverules.cdrom_media),
         "readonly": F("readonly", exists, default=False),
-    }),
+    }, live=liverules.hotplug),
     "interfaces": Items("devices/interface[@type='network']", "mac/@address", {
         "network": F("source/@network"),
         "model": F("model/@type"),
-    }, key_conv=lower),
+    }, key_conv=lower, live=liverules.hotplug),
     "graphics": Items("devices/graphics[@type='vnc']", "@type", single=True, table={
         "listen": F("@listen", default="", write=write_listen, also=("listen[@type='address']",)),
         "port": F("@port", int, default=-1, write=write_port, also=("@autoport",)),
@@ -318,9 +322,9 @@ NETWORK = {
     "ipv4": F(IPV4, ipv4_cidr, default="", write=write_ipv4, manifest="ipv4.address"),
     "dhcp_range": F(f"{IPV4}/dhcp/range", ip_range, default="", write=write_dhcp_range, manifest="ipv4.dhcp.range"),
     "dhcp_hosts": Items(f"{IPV4}/dhcp/host", "@mac", {
-        "ip": F("@ip"),
-        "name": F("@name", default=""),
-    }, key_conv=lower, parent=_dhcp, manifest="ipv4.dhcp.hosts"),
+        "ip": F("@ip", live=liverules.dhcp_host),
+        "name": F("@name", default="", live=liverules.dhcp_host),
+    }, key_conv=lower, parent=_dhcp, manifest="ipv4.dhcp.hosts", live=liverules.dhcp_host),
 }
 
 POOL = {
@@ -334,6 +338,22 @@ VOLUME = {
 }
 
 TABLES = {"Guest": DOMAIN, "Network": NETWORK, "StoragePool": POOL, "Volume": VOLUME}
+
+
+def live_rule(kind: str, parts) -> Callable | None:
+    """The live rule declared for the field at `parts` (a whole keyed item: its collection's)."""
+    table, i = TABLES[kind], 0
+    while i < len(parts):
+        spec = table[parts[i]]
+        if isinstance(spec, dict):
+            table, i = spec, i + 1
+        elif isinstance(spec, Items):
+            if len(parts) <= i + 2:
+                return spec.live
+            table, i = spec.table, i + 2
+        else:
+            return spec.live
+    return None
 
 
 def manifest_path(kind: str, parts, index: dict) -> str:

@@ -5,6 +5,7 @@ from . import fields
 from .desired import Desired
 from .diff import FieldChange, diff, flatten
 from .edit import Edit
+from .liverules import LiveChange
 from .live import LiveObject
 from .ownership import Record, owner_hash, restart_pending
 from .plan import Action, Change, Op, OpName, worst
@@ -63,20 +64,15 @@ def _free_pci_slots(root) -> int:
     return len(ports - used)
 
 
-def _guest_live_op(change: FieldChange, desired: Desired, running: dict, slots: list[int]) -> Op | None:
-    """The op that applies `change` to the running guest, or None when it needs a restart."""
-    parts = change.parts
-    if change.path == "memory.current" and change.after <= running["memory"]["max"]:
-        return Op(OpName.SET_MEMORY, {"kib": change.after // 1024})
-    if change.path == "vcpus.current" and running["vcpus"]["current"] < change.after <= running["vcpus"]["max"]:
-        return Op(OpName.SET_VCPUS, {"count": change.after})
-    if parts[0] in ("disks", "interfaces") and len(parts) == 2 and change.before is None:
-        if change.after.get("device", "disk") == "disk" and slots[0] > 0:
-            slots[0] -= 1
-            return Op(OpName.ATTACH_DEVICE, {"xml": desired.parts[(parts[0], parts[1])]})
-    if parts[0] == "disks" and parts[2:] == ["path"] and desired.fields["disks"][parts[1]]["device"] == "cdrom":
-        return Op(OpName.UPDATE_DEVICE, {"xml": desired.parts[("disks", parts[1])]})
-    return None
+def _live_op(desired: Desired, fc: FieldChange, running: dict, slots: list[int], ops: list[Op]) -> Op | None:
+    """The op its declaration's live rule gives for `fc` on the running object, or None."""
+    rule = fields.live_rule(desired.ref.kind, fc.parts)
+    if rule is None:
+        return None
+    key = tuple(fc.parts[:2])
+    item = desired.fields.get(key[0], {}).get(key[1]) if len(key) == 2 and isinstance(
+        desired.fields.get(key[0]), dict) else None
+    return rule(LiveChange(fc.parts, fc.before, fc.after, running, desired.parts.get(key), item, slots, ops))
 
 
 def guest(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
@@ -92,7 +88,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
     if running:
         run_values, slots = fields.read("Guest", live.live_root), [_free_pci_slots(live.live_root)]
         for fc in field_changes:
-            op = _guest_live_op(fc, desired, run_values, slots)
+            op = _live_op(desired, fc, run_values, slots, live_ops)
             live_ops += [op] if op else []
             changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live" if op else "restart"))
     else:
@@ -135,9 +131,6 @@ def _guest_verb(changes: list[Change], field_changes, pending: bool) -> tuple[st
 
 # --- Network ----------------------------------------------------------------------------------
 
-_DHCP_COMMANDS = {(True, False): "add", (False, True): "delete", (False, False): "modify"}
-
-
 def network(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     if live is None:
         ops = [Op(OpName.DEFINE_NETWORK, {"xml": desired.xml}), Op(OpName.START)]
@@ -147,18 +140,12 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
     changes, ops, needs_restart = [], [], False
     field_changes = _changes(desired, have, record)
     for fc in field_changes:
-        parts = fc.parts
-        if parts[0] == "dhcp_hosts":
-            mac = parts[1]
-            command = _DHCP_COMMANDS[(fc.before is None and len(parts) == 2, fc.after is None)]
-            xml = desired.parts.get(("dhcp_hosts", mac)) or f'<host mac="{mac}"/>'
-            if live.active and not any(o.args.get("mac") == mac for o in ops):
-                ops.append(Op(OpName.NETWORK_UPDATE, {"command": command, "section": "ip-dhcp-host",
-                                                 "xml": xml, "mac": mac}))
-            changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live"))
-        else:
-            needs_restart = needs_restart or live.active
-            changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "disruptive" if live.active else "live"))
+        op = _live_op(desired, fc, {}, [0], ops) if live.active else None
+        if op is not None and op not in ops:
+            ops.append(op)
+        needs_restart = needs_restart or (live.active and op is None)
+        impact = "disruptive" if live.active and op is None else "live"
+        changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, impact))
     if changes or owner_hash(live.root) != desired.hash:
         ops.append(_edit(desired, field_changes))
         changes += _marker(changes, live, desired)

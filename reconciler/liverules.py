@@ -1,0 +1,69 @@
+"""Live rules: how a change reaches a running object without a restart (pure).
+
+A declaration in fields.py names the rule of its field (`live=`); planners ask it for the op
+that makes the change live, and a change without a rule, or whose rule returns None, waits for a
+restart (guests) or restarts the object (networks, pools)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .plan import Op, OpName
+
+
+@dataclass
+class LiveChange:
+    """One change of a running object, with what a rule may need to decide."""
+
+    parts: list[str]                # the field's path (fields.py names)
+    before: Any
+    after: Any
+    running: dict = field(default_factory=dict)   # the running object's values
+    xml: str | None = None          # the rendered element of a keyed item
+    item: dict | None = None        # the desired values of that item
+    slots: list[int] = field(default_factory=lambda: [0])   # free hot-plug slots, shared by the action
+    ops: list[Op] = field(default_factory=list)   # ops planned so far for the object
+
+
+def memory_current(ch: LiveChange) -> Op | None:
+    """The balloon target moves live up to the running maximum."""
+    if ch.after <= ch.running["memory"]["max"]:
+        return Op(OpName.SET_MEMORY, {"kib": ch.after // 1024})
+    return None
+
+
+def vcpus_current(ch: LiveChange) -> Op | None:
+    """vCPUs come online live up to the running maximum (taking them offline needs the guest)."""
+    if ch.running["vcpus"]["current"] < ch.after <= ch.running["vcpus"]["max"]:
+        return Op(OpName.SET_VCPUS, {"count": ch.after})
+    return None
+
+
+def hotplug(ch: LiveChange) -> Op | None:
+    """A new disk or NIC is attached live while a PCI slot is free (not removed live: a guest
+    may refuse to let go; it goes at the restart)."""
+    if ch.before is None and ch.after is not None and ch.after.get("device", "disk") == "disk" and ch.slots[0] > 0:
+        ch.slots[0] -= 1
+        return Op(OpName.ATTACH_DEVICE, {"xml": ch.xml})
+    return None
+
+
+def cdrom_media(ch: LiveChange) -> Op | None:
+    """A cdrom's media changes live."""
+    if ch.item and ch.item.get("device") == "cdrom":
+        return Op(OpName.UPDATE_DEVICE, {"xml": ch.xml})
+    return None
+
+
+_DHCP_COMMANDS = {(True, False): "add", (False, True): "delete", (False, False): "modify"}
+
+
+def dhcp_host(ch: LiveChange) -> Op | None:
+    """DHCP hosts are added, changed and removed with virNetworkUpdate (one op per host)."""
+    mac = ch.parts[1]
+    planned = next((o for o in ch.ops if o.args.get("mac") == mac), None)
+    if planned is not None:
+        return planned              # this host's update is planned already (it is not added twice)
+    command = _DHCP_COMMANDS[(ch.before is None and len(ch.parts) == 2, ch.after is None)]
+    return Op(OpName.NETWORK_UPDATE, {"command": command, "section": "ip-dhcp-host",
+                                      "xml": ch.xml or f'<host mac="{mac}"/>', "mac": mac})
