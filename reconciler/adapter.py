@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import libvirt
 from lxml import etree
 
-from . import deadline, ownership, rng, uris
+from . import deadline, edit, ownership, rng, uris
 from .errors import AdapterError, HostError
 from .identity import OWNER_NS, OWNER_PREFIX
 from .live import HostState, LiveObject, capabilities
@@ -295,16 +295,8 @@ class Host:
 
     def _redefine_network_metadata(self, net, marker: str | None):
         """libvirt 9.0 has no virNetworkSetMetadata: redefine the saved definition with the marker."""
-        root = etree.fromstring(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE).encode())
-        meta = root.find("metadata")
-        if meta is None:
-            meta = etree.Element("metadata")
-            root.insert(2, meta)
-        for old in meta.findall(f"{{{OWNER_NS}}}owner"):
-            meta.remove(old)
-        if marker is not None:
-            meta.append(etree.fromstring(marker.encode()))
-        self.conn.networkDefineXMLFlags(etree.tostring(root, encoding="unicode"), libvirt.VIR_NETWORK_DEFINE_VALIDATE)
+        xml = edit.apply("Network", net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), [], marker)
+        self.conn.networkDefineXMLFlags(xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE)
 
     def _op_record(self, kind, name, instance, record):
         """Set one pool's or volume's record in the instance's inventory domain (never started)."""

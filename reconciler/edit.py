@@ -53,9 +53,11 @@ def _apply(table: dict, node, edit: Edit, depth: int = 0) -> None:
         spec.set(node, edit.value)
 
 
-def set_owner(root, marker: str) -> None:
-    """Put the owner marker in <metadata>, replacing ours and keeping other applications' entries."""
+def set_owner(root, marker: str | None) -> None:
+    """Put the owner marker in <metadata> (None: take ours out), keeping other applications' entries."""
     meta = root.find("metadata")
+    if meta is None and marker is None:
+        return
     if meta is None:
         meta = etree.Element("metadata")
         anchor = max((i + 1 for i, c in enumerate(root) if c.tag in ("name", "uuid", "title", "description")),
@@ -63,14 +65,15 @@ def set_owner(root, marker: str) -> None:
         root.insert(anchor, meta)
     for old in meta.findall(f"{{{OWNER_NS}}}owner"):
         meta.remove(old)
-    meta.append(etree.fromstring(marker.encode()))
+    if marker is not None:
+        meta.append(etree.fromstring(marker.encode()))
 
 
 def apply(kind: str, saved: str, edits: list[Edit], marker: str | None = None) -> str:
-    """`saved` with `edits` (and the owner marker) written in; nothing else changes."""
-    root = etree.fromstring(saved.encode())
+    """`saved` with `edits` written in, and the owner marker put in (None: taken out); nothing
+    else changes."""
+    root = fields.parse(saved)
     for edit in edits:
         _apply(fields.TABLES[kind], root, edit)
-    if marker is not None:
-        set_owner(root, marker)
+    set_owner(root, marker)
     return etree.tostring(root, encoding="unicode")

@@ -3,7 +3,6 @@ read, a frozen daemon, unwritable report files, records of objects that are gone
 paused guest. Each case names what is wrong and the rest of the run goes on."""
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
