@@ -1,21 +1,16 @@
-"""The only module that imports libvirt: bulk reads (observe) and the mutating ops apply runs."""
+"""The only module that imports libvirt: one bulk read (observe) and one method per libvirt call."""
 from __future__ import annotations
 
-import subprocess
+import functools
 import threading
-import time
 from contextlib import contextmanager
 from typing import Callable
-from urllib.parse import urlparse
 
 import libvirt
-from lxml import etree
 
-from . import deadline, edit, ownership, rng, uris
+from . import deadline, uris
 from .errors import AdapterError, HostError
-from .identity import OWNER_NS, OWNER_PREFIX
 from .live import HostState, LiveObject, capabilities
-from .plan import OpName
 
 libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions, not stderr noise
 
@@ -51,12 +46,14 @@ _NET_COMMANDS = {"add": libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
                  "modify": libvirt.VIR_NETWORK_UPDATE_COMMAND_MODIFY}
 
 
-def _unprefixed(xml: str) -> str:
-    """An element without its namespace: setMetadata puts it into the namespace it is given."""
-    el = etree.fromstring(xml.encode())
-    plain = etree.Element(etree.QName(el).localname, dict(el.attrib))
-    plain.text = el.text
-    return etree.tostring(plain, encoding="unicode")
+# What a libvirt error code means to the callers (they never see libvirt's codes).
+_REASONS = {code: "gone" for code in _GONE} | {libvirt.VIR_ERR_OPERATION_FAILED: "failed",
+                                               libvirt.VIR_ERR_OPERATION_INVALID: "invalid"}
+
+
+def _error(op: str, target: str, exc) -> AdapterError:
+    code = exc.get_error_code()
+    return AdapterError(op, target, exc.get_error_message() or str(exc), code, _REASONS.get(code, ""))
 
 
 @contextmanager
@@ -64,7 +61,20 @@ def _call(op: str, target: str):
     try:
         yield
     except libvirt.libvirtError as exc:
-        raise AdapterError(op, target, exc.get_error_message() or str(exc), exc.get_error_code()) from None
+        raise _error(op, target, exc) from None
+
+
+def _libvirt(op: str):
+    """A method's libvirt errors become AdapterErrors naming `op` and the object (kind, name)."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, kind, name, *args, **kwargs):
+            try:
+                return method(self, kind, name, *args, **kwargs)
+            except libvirt.libvirtError as exc:
+                raise _error(op, f"{kind}/{name}", exc) from None
+        return call
+    return wrap
 
 
 def _gone(read: Callable[[], LiveObject]) -> LiveObject | None:
@@ -165,48 +175,12 @@ class Host:
             self._keep(state, _gone(lambda vol=vol, key=key: LiveObject("Volume", key, vol.XMLDesc(0), True)))
         return True
 
+    # --- single calls ----------------------------------------------------------------------------
+    # Each method is one libvirt call on one object (after its lookup); what to call when, and
+    # what to do with the answer, is steps.py's (apply) and locking.py's.
+
     _SAVED_FLAGS = {"Guest": libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE,
                     "Network": libvirt.VIR_NETWORK_XML_INACTIVE, "StoragePool": libvirt.VIR_STORAGE_XML_INACTIVE}
-
-    def saved_xml(self, kind: str, name: str) -> str:
-        """The saved definition an update edits: a guest's with its secrets (read-write
-        connections only), a network's or pool's inactive one."""
-        with _call("read", f"{kind}/{name}"):
-            return self._lookup(kind, name).XMLDesc(self._SAVED_FLAGS[kind])
-
-    # --- locking -------------------------------------------------------------------------------
-
-    def try_lock(self, name: str, xml: str) -> str | None:
-        """Define the lock domain; None when we got it, else the holder's description."""
-        try:
-            self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
-            return None
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_FAILED:
-                raise AdapterError("lock", name, exc.get_error_message()) from None
-        return self.read_lock(name) or ""     # "": released meanwhile, the caller tries again
-
-    def unlock(self, name: str, lock_id: str) -> bool:
-        """Remove the lock domain if it is the lock `lock_id`; False when it is another."""
-        with _call("unlock", name):
-            try:
-                dom = self.conn.lookupByName(name)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    return False
-                raise
-            if dom.UUIDString() != lock_id:
-                return False
-            dom.undefine()
-            return True
-
-    def read_lock(self, name: str) -> str | None:
-        try:
-            return self.conn.lookupByName(name).metadata(libvirt.VIR_DOMAIN_METADATA_DESCRIPTION, None, 0)
-        except libvirt.libvirtError:
-            return None
-
-    # --- changing ------------------------------------------------------------------------------
 
     def _lookup(self, kind: str, name: str):
         if kind == "Guest":
@@ -218,51 +192,101 @@ class Host:
         pool, _, vol = name.partition("/")
         return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(vol)
 
-    def run(self, kind: str, name: str, op: OpName, args: dict) -> None:
-        """Execute one plan op on one object, through the table of operations (_OPS)."""
-        op = OpName(op)
-        with _call(op.value, f"{kind}/{name}"):
-            _OPS[op](self, kind, name, **args)
+    @_libvirt("read")
+    def saved_xml(self, kind: str, name: str) -> str:
+        """The saved definition an update edits: a guest's with its secrets (read-write
+        connections only), a network's or pool's inactive one."""
+        return self._lookup(kind, name).XMLDesc(self._SAVED_FLAGS[kind])
 
-    def _op_define_domain(self, kind, name, xml):
-        self.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+    @_libvirt("read")
+    def running_xml(self, kind: str, name: str) -> str:
+        """A running guest's live definition."""
+        return self.conn.lookupByName(name).XMLDesc(0)
 
-    def _op_define_network(self, kind, name, xml):
-        self.conn.networkDefineXMLFlags(xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE)
+    @_libvirt("read")
+    def is_active(self, kind: str, name: str) -> bool:
+        return bool(self._lookup(kind, name).isActive())
 
-    def _op_define_pool(self, kind, name, xml):
-        self.conn.storagePoolDefineXML(xml, libvirt.VIR_STORAGE_POOL_DEFINE_VALIDATE)
+    def running_guests(self) -> list[str]:
+        with _call("read", self.uri):
+            return [dom.name() for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
 
-    def _op_build_pool(self, kind, name):
-        self._lookup(kind, name).build(0)
+    @_libvirt("read")
+    def bridge_name(self, kind: str, name: str) -> str:
+        """The bridge device of an active network."""
+        return self.conn.networkLookupByName(name).bridgeName()
 
-    def _op_start(self, kind, name):
+    @_libvirt("read")
+    def guest_uuid(self, kind: str, name: str) -> str:
+        return self.conn.lookupByName(name).UUIDString()
+
+    @_libvirt("read")
+    def description(self, kind: str, name: str) -> str | None:
+        """A guest's <description> (lock domains keep their holder there)."""
+        return self.conn.lookupByName(name).metadata(libvirt.VIR_DOMAIN_METADATA_DESCRIPTION, None, 0)
+
+    @_libvirt("read")
+    def volume_names(self, kind: str, pool: str) -> list[str]:
+        return self.conn.storagePoolLookupByName(pool).listVolumes()
+
+    _DEFINE = {"Guest": lambda c, xml: c.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE),
+               "Network": lambda c, xml: c.networkDefineXMLFlags(xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE),
+               "StoragePool": lambda c, xml: c.storagePoolDefineXML(xml, libvirt.VIR_STORAGE_POOL_DEFINE_VALIDATE)}
+
+    @_libvirt("define")
+    def define(self, kind: str, name: str, xml: str) -> None:
+        """Define (or redefine) an object from its whole XML, checked against libvirt's schema."""
+        self._DEFINE[kind](self.conn, xml)
+
+    @_libvirt("build")
+    def build_pool(self, kind: str, name: str) -> None:
+        self.conn.storagePoolLookupByName(name).build(0)
+
+    @_libvirt("start")
+    def start(self, kind: str, name: str) -> None:
         self._lookup(kind, name).create()
 
-    def _op_stop(self, kind, name):
+    @_libvirt("stop")
+    def stop(self, kind: str, name: str) -> None:
+        """Power off a guest, stop a network or pool, at once."""
         self._lookup(kind, name).destroy()
 
-    def _op_set_autostart(self, kind, name, flag):
+    @_libvirt("shutdown")
+    def shutdown(self, kind: str, name: str) -> None:
+        """Ask a guest to shut down (ACPI); it may take its time or ignore it."""
+        self.conn.lookupByName(name).shutdown()
+
+    @_libvirt("set autostart")
+    def set_autostart(self, kind: str, name: str, flag: bool) -> None:
         self._lookup(kind, name).setAutostart(int(flag))
 
-    def _op_set_memory(self, kind, name, kib):
-        self._lookup(kind, name).setMemoryFlags(kib, LIVE_CONFIG)
+    @_libvirt("set memory")
+    def set_memory(self, kind: str, name: str, kib: int) -> None:
+        self.conn.lookupByName(name).setMemoryFlags(kib, LIVE_CONFIG)
 
-    def _op_set_vcpus(self, kind, name, count):
-        self._lookup(kind, name).setVcpusFlags(count, LIVE_CONFIG)
+    @_libvirt("set vcpus")
+    def set_vcpus(self, kind: str, name: str, count: int) -> None:
+        self.conn.lookupByName(name).setVcpusFlags(count, LIVE_CONFIG)
 
-    def _op_attach_device(self, kind, name, xml):
-        self._lookup(kind, name).attachDeviceFlags(xml, LIVE_CONFIG)
+    @_libvirt("attach device")
+    def attach_device(self, kind: str, name: str, xml: str) -> None:
+        self.conn.lookupByName(name).attachDeviceFlags(xml, LIVE_CONFIG)
 
-    def _op_update_device(self, kind, name, xml):
-        self._lookup(kind, name).updateDeviceFlags(xml, LIVE_CONFIG)
+    @_libvirt("update device")
+    def update_device(self, kind: str, name: str, xml: str) -> None:
+        self.conn.lookupByName(name).updateDeviceFlags(xml, LIVE_CONFIG)
 
-    def _op_set_live_owner(self, kind, name, xml):
-        """Give the running guest the saved owner marker (when all changes were made live)."""
-        self._lookup(kind, name).setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, _unprefixed(xml),
-                                             OWNER_PREFIX, OWNER_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    @_libvirt("set metadata")
+    def set_metadata(self, kind: str, name: str, element: str | None, prefix: str, namespace: str,
+                     live: bool, saved: bool) -> None:
+        """Set (None: remove) a guest's metadata element of `namespace`, running and/or saved."""
+        flags = (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0) | (libvirt.VIR_DOMAIN_AFFECT_CONFIG if saved else 0)
+        self.conn.lookupByName(name).setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, element, prefix,
+                                                 namespace, flags)
 
-    def _op_undefine(self, kind, name):
+    @_libvirt("undefine")
+    def undefine(self, kind: str, name: str) -> None:
+        """Remove a definition (a guest's managed save, NVRAM, snapshot and checkpoint metadata too)."""
         obj = self._lookup(kind, name)
         if kind == "Guest":
             obj.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
@@ -271,114 +295,21 @@ class Host:
         else:
             obj.undefine()
 
-    def _op_adopt_owner(self, kind, name, xml):
-        """Put an owner marker on an existing guest (saved and running) or network (saved)."""
-        obj = self._lookup(kind, name)
-        if kind == "Guest":
-            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
-            if obj.isActive():
-                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-            obj.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, _unprefixed(xml), OWNER_PREFIX, OWNER_NS, flags)
-        else:
-            self._redefine_network_metadata(obj, xml)
+    @_libvirt("update")
+    def network_update(self, kind: str, name: str, command: str, section: str, xml: str, live: bool) -> None:
+        """virNetworkUpdate of one section of a network, saved (and running when `live`)."""
+        flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG | (libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE if live else 0)
+        self.conn.networkLookupByName(name).update(_NET_COMMANDS[command], _NET_SECTIONS[section], -1, xml, flags)
 
-    def _op_drop_owner(self, kind, name):
-        """Remove the owner marker: the object stays, unmanaged."""
-        obj = self._lookup(kind, name)
-        if kind == "Guest":
-            for flag in (libvirt.VIR_DOMAIN_AFFECT_CONFIG, libvirt.VIR_DOMAIN_AFFECT_LIVE):
-                if flag == libvirt.VIR_DOMAIN_AFFECT_LIVE and not obj.isActive():
-                    continue
-                obj.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None, OWNER_PREFIX, OWNER_NS, flag)
-        else:
-            self._redefine_network_metadata(obj, None)
+    @_libvirt("create")
+    def create_volume(self, kind: str, name: str, pool: str, xml: str) -> None:
+        self.conn.storagePoolLookupByName(pool).createXML(xml, 0)
 
-    def _redefine_network_metadata(self, net, marker: str | None):
-        """libvirt 9.0 has no virNetworkSetMetadata: redefine the saved definition with the marker."""
-        xml = edit.apply("Network", net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE), [], marker)
-        self.conn.networkDefineXMLFlags(xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE)
-
-    def _op_record(self, kind, name, instance, record):
-        """Set one pool's or volume's record in the instance's inventory domain (never started)."""
-        self._set_inventory(instance, kind, name, record)
-
-    def _op_forget(self, kind, name, instance):
-        self._set_inventory(instance, kind, name, None)
-
-    def _set_inventory(self, instance, kind, name, record):
-        try:
-            current = self.conn.lookupByName(ownership.inventory_name(instance)).XMLDesc(
-                libvirt.VIR_DOMAIN_XML_INACTIVE)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
-            current = ownership.inventory_domain(instance)
-        root = etree.fromstring(current.encode())
-        meta = root.find("metadata")
-        for child in list(meta):
-            meta.remove(child)
-        meta.append(etree.fromstring(ownership.inventory_with(current, instance, kind, name, record)))
-        self.conn.defineXMLFlags(etree.tostring(root, encoding="unicode"), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
-
-    def _op_shutdown(self, kind, name, timeout, force):
-        """ACPI shutdown, waiting up to `timeout` s; then power off only when `force`."""
-        dom = self._lookup(kind, name)
-        if dom.isActive():
-            dom.shutdown()
-        deadline = time.monotonic() + timeout
-        while dom.isActive():
-            if time.monotonic() > deadline:
-                if force:
-                    dom.destroy()
-                    break
-                raise libvirt.libvirtError(f"the guest did not shut down within {timeout} s "
-                                           "(use --force-stop to power it off after the timeout)")
-            time.sleep(0.5)
-
-    def _op_restart(self, kind, name, timeout, force):
-        self._op_shutdown(kind, name, timeout, force)
-        self._lookup(kind, name).create()
-
-    def _op_network_update(self, kind, name, command, section, xml, mac):
-        net = self._lookup(kind, name)
-        flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
-        if net.isActive():
-            flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
-        net.update(_NET_COMMANDS[command], _NET_SECTIONS[section], -1, xml, flags)
-
-    def _op_replug_guests(self, kind, name):
-        """Put running guests' taps back on a restarted network's bridge (libvirt leaves them
-        orphaned). Done with iproute2, so only where the host is this machine."""
-        if urlparse(self.uri).hostname not in (None, "", "localhost"):
-            return
-        bridge = self.conn.networkLookupByName(name).bridgeName()
-        for dom in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            root = etree.fromstring(dom.XMLDesc(0).encode())
-            taps = root.xpath("devices/interface[@type='network'][source/@network=$net]/target/@dev", net=name)
-            for tap in taps:
-                done = subprocess.run(["ip", "link", "set", "dev", tap, "master", bridge],
-                                      capture_output=True, text=True)
-                if done.returncode != 0:
-                    raise libvirt.libvirtError(f"re-plugging {tap} into {bridge}: {done.stderr.strip()}")
-
-    def _op_create_volume(self, kind, name, pool, volume, xml, if_missing=False):
-        # libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so check the schema here instead.
-        problems = rng.errors("Volume", xml)
-        if problems:
-            raise libvirt.libvirtError("volume XML does not match storagevol.rng: " + "; ".join(problems))
-        the_pool = self.conn.storagePoolLookupByName(pool)
-        if if_missing and volume in the_pool.listVolumes():
-            return
-        the_pool.createXML(xml, 0)
-
-    def _op_delete_volume(self, kind, name, pool, volume):
+    @_libvirt("delete")
+    def delete_volume(self, kind: str, name: str, pool: str, volume: str) -> None:
         self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).delete(0)
 
-    def _op_resize_volume(self, kind, name, pool, volume, capacity, shrink):
+    @_libvirt("resize")
+    def resize_volume(self, kind: str, name: str, pool: str, volume: str, capacity: int, shrink: bool) -> None:
         vol = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume)
         vol.resize(capacity, libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if shrink else 0)
-
-
-# Every operation a plan may hold, and the method that runs it (edit is apply's: it reads the saved
-# definition, edits it and runs a define).
-_OPS = {op: getattr(Host, f"_op_{op.value}") for op in OpName if op is not OpName.EDIT}

@@ -2,22 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 from datetime import datetime, timezone
 
-from . import edit, ownership
+from . import edit, ownership, steps
 from .errors import AdapterError
 from .plan import Action, OpName, Plan
-
-_DEFINE = {"Guest": OpName.DEFINE_DOMAIN, "Network": OpName.DEFINE_NETWORK, "StoragePool": OpName.DEFINE_POOL}
-
-
-class HostPort(Protocol):
-    """What apply needs from a host connection (adapter.Host implements it)."""
-
-    def run(self, kind: str, name: str, op: OpName, args: dict) -> None: ...
-    def saved_xml(self, kind: str, name: str) -> str: ...
+from .steps import HostPort
 
 
 @dataclass
@@ -68,12 +60,9 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
         if op.name in (OpName.SHUTDOWN, OpName.RESTART):
             args |= {"timeout": options.shutdown_timeout, "force": options.force_stop}
         if op.name is OpName.EDIT:        # the saved definition, read now, with exactly the planned changes
-            marker = ownership.stamp_marker(args["marker"]) if args["marker"] else None
-            edits = [edit.Edit.from_json(e) for e in args["edits"]]
-            xml = edit.apply(action.kind, host.saved_xml(action.kind, action.name), edits, marker)
-            host.run(action.kind, action.name, _DEFINE[action.kind], {"xml": xml})
-            continue
-        host.run(action.kind, action.name, op.name, args)
+            args = {"marker": ownership.stamp_marker(args["marker"]) if args["marker"] else None,
+                    "edits": [edit.Edit.from_json(e) for e in args["edits"]]}
+        steps.run(host, action.kind, action.name, op.name, args)
     return Result(action.address, "done", notes=notes)
 
 

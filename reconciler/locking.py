@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from . import __version__
-from .errors import ReconcilerError
+from .errors import AdapterError, ReconcilerError
 from .ownership import LOCK_PREFIX
 from .render import render
 
@@ -86,7 +86,7 @@ def acquire(host, lock: Lock, timeout: float, poll: float = 1.0, say=lambda msg:
     deadline = time.monotonic() + timeout
     told = None
     while True:
-        holder = host.try_lock(lock_name(lock.instance), lock_xml(lock))
+        holder = try_lock(host, lock)
         if holder is None:
             return
         current = parse(holder)
@@ -99,5 +99,39 @@ def acquire(host, lock: Lock, timeout: float, poll: float = 1.0, say=lambda msg:
         time.sleep(poll)
 
 
+def try_lock(host, lock: Lock) -> str | None:
+    """Define the lock domain; None when we got it, else the holder's description ("" when it
+    was released meanwhile: the caller tries again)."""
+    name = lock_name(lock.instance)
+    try:
+        host.define("Guest", name, lock_xml(lock))
+        return None
+    except AdapterError as exc:
+        if exc.reason != "failed":       # "failed": a domain of that name (another lock) exists
+            raise
+    return read_lock(host, name) or ""
+
+
+def read_lock(host, name: str) -> str | None:
+    """The description of the lock domain `name`, or None when there is none."""
+    try:
+        return host.description("Guest", name)
+    except AdapterError:
+        return None
+
+
+def unlock(host, name: str, lock_id: str) -> bool:
+    """Remove the lock domain if it is the lock `lock_id`; False when it is another or none."""
+    try:
+        if host.guest_uuid("Guest", name) != lock_id:
+            return False
+    except AdapterError as exc:
+        if exc.reason == "gone":
+            return False
+        raise
+    host.undefine("Guest", name)
+    return True
+
+
 def release(host, lock: Lock) -> None:
-    host.unlock(lock_name(lock.instance), lock.id)
+    unlock(host, lock_name(lock.instance), lock.id)

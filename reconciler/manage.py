@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import adopt as adopt_mod, desired, fields, gitinfo, inventory, loader, locking, ownership, pipeline
+from . import adopt as adopt_mod, desired, fields, gitinfo, inventory, loader, locking, ownership, pipeline, steps
 from .errors import ReconcilerError
 from .manifest import Manifest, Ref, build
-from .plan import OpName
 
 
 def status(paths: list[Path], only_host: str | None = None,
@@ -90,10 +89,10 @@ def _validated(paths: list[Path], out: Path, text: str) -> Manifest:
 
 def _mark(conn, kind: str, name: str, want) -> None:
     if kind in ("Guest", "Network"):
-        conn.run(kind, name, OpName.ADOPT_OWNER, {"xml": ownership.stamp_marker(want.marker)})
+        steps.adopt_owner(conn, kind, name, ownership.stamp_marker(want.marker))
     else:
         record = {"kind": kind, "name": name, "uuid": want.uuid} | want.owner
-        conn.run(kind, name, OpName.RECORD, {"instance": want.owner["instance"], "record": record})
+        steps.record(conn, kind, name, want.owner["instance"], record)
 
 
 def forget(paths: list[Path], kind_name: str, host: str | None, lock_timeout: float, say=print) -> None:
@@ -107,9 +106,9 @@ def forget(paths: list[Path], kind_name: str, host: str | None, lock_timeout: fl
         if (kind, name) not in ownership.records(state, instance):
             raise ReconcilerError(f"{host}/{kind}/{name} is not managed by instance {instance!r}")
         if kind in ("Guest", "Network"):
-            conns[host].run(kind, name, OpName.DROP_OWNER, {})
+            steps.drop_owner(conns[host], kind, name)
         else:
-            conns[host].run(kind, name, OpName.FORGET, {"instance": instance})
+            steps.forget(conns[host], kind, name, instance)
 
 
 def unlock(paths: list[Path], lock_id: str, host: str | None) -> None:
@@ -121,8 +120,8 @@ def unlock(paths: list[Path], lock_id: str, host: str | None) -> None:
     instance = spec.instance
     conn = Host(host, spec.uri, readonly=False, timeout=spec.timeout)
     try:
-        if not conn.unlock(locking.lock_name(instance), lock_id):
-            held = locking.parse(conn.read_lock(locking.lock_name(instance)) or "")
+        if not locking.unlock(conn, locking.lock_name(instance), lock_id):
+            held = locking.parse(locking.read_lock(conn, locking.lock_name(instance)) or "")
             now = f"the held lock is {held.id}" if held else "no lock is held"
             raise locking.LockError(f"host {host!r}: lock {lock_id} is not held ({now})")
     finally:

@@ -39,7 +39,7 @@ class Change:
 
 
 class OpName(str, Enum):
-    """Every operation a plan may hold; apply runs each through the adapter's table of them."""
+    """Every operation a plan may hold; apply carries each out through steps.STEPS."""
 
     DEFINE_DOMAIN = "define_domain"
     DEFINE_NETWORK = "define_network"

@@ -24,8 +24,7 @@ def test_plan_changes_nothing_and_its_connection_cannot_write(env):
     assert code == 2 and names(env.conn, env.prefix) == []
     host = Host("local", "qemu:///system", readonly=True)
     with pytest.raises(AdapterError) as exc:
-        host.run("Network", env.name("x"), "define_network",
-                 {"xml": f"<network><name>{env.name('x')}</name></network>"})
+        host.define("Network", env.name("x"), f"<network><name>{env.name('x')}</name></network>")
     assert "read only" in str(exc.value) or "read-only" in str(exc.value)
     assert names(env.conn, env.prefix) == []
 

@@ -205,7 +205,7 @@ spec:
     assert done.returncode == 1
     out = done.stdout
     bad, vol = f"local/StoragePool/{env.name('bad')}", f"local/Volume/{env.name('bad')}/{env.name('x.qcow2')}"
-    assert f"{bad}: create failed: build_pool" in out
+    assert f"{bad}: create failed: build StoragePool/{bad.split('/')[-1]}" in out
     assert f"{vol}: create skipped: because {bad} did not succeed" in out
     assert f"local/Guest/{env.name('vm2')}: create skipped: because {vol} did not succeed" in out
     assert f"local/Guest/{env.name('vm')}: create done" in out

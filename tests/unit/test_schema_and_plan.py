@@ -72,3 +72,41 @@ def test_a_saved_plan_holds_only_declared_operations(tmp_path):
         assert "'__init__' is not a valid OpName" in str(exc)
     else:
         raise AssertionError("an undeclared operation was accepted")
+
+
+def test_every_op_has_a_step():
+    from reconciler import steps
+    from reconciler.plan import OpName
+    assert set(steps.STEPS) == set(OpName)
+
+
+class _SlowGuest:
+    """A host whose guest never stops on ACPI: the shutdown policy must give up or power off."""
+
+    name, uri = "h", "qemu:///system"
+
+    def __init__(self):
+        self.calls = []
+
+    def is_active(self, kind, name):
+        return "stop" not in self.calls
+
+    def shutdown(self, kind, name):
+        self.calls.append("shutdown")
+
+    def stop(self, kind, name):
+        self.calls.append("stop")
+
+
+def test_shutdown_waits_then_fails_or_powers_off(monkeypatch):
+    import pytest
+    from reconciler import steps
+    from reconciler.errors import AdapterError
+    monkeypatch.setattr(steps, "POLL", 0.01)
+    host = _SlowGuest()
+    with pytest.raises(AdapterError, match="did not shut down within 0.05 s"):
+        steps.shutdown(host, "Guest", "g", 0.05, force=False)
+    assert host.calls == ["shutdown"]
+    host = _SlowGuest()
+    steps.shutdown(host, "Guest", "g", 0.05, force=True)
+    assert host.calls == ["shutdown", "stop"]

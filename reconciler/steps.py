@@ -1,0 +1,193 @@
+"""How each plan operation is carried out with the adapter's single calls: the policy the thin
+adapter leaves out (waiting for a shutdown, re-plugging taps, editing the inventory domain,
+checking a volume's XML before libvirt sees it)."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Protocol
+
+from lxml import etree
+
+from . import edit, hostnet, ownership, rng
+from .errors import AdapterError
+from .identity import OWNER_NS, OWNER_PREFIX
+from .plan import OpName
+
+POLL = 0.5        # seconds between looks at a guest that is shutting down
+
+
+class HostPort(Protocol):
+    """The adapter's single calls these steps use (adapter.Host implements them)."""
+
+    name: str
+    uri: str
+
+    def saved_xml(self, kind: str, name: str) -> str: ...
+    def running_xml(self, kind: str, name: str) -> str: ...
+    def is_active(self, kind: str, name: str) -> bool: ...
+    def running_guests(self) -> list[str]: ...
+    def bridge_name(self, kind: str, name: str) -> str: ...
+    def volume_names(self, kind: str, pool: str) -> list[str]: ...
+    def define(self, kind: str, name: str, xml: str) -> None: ...
+    def build_pool(self, kind: str, name: str) -> None: ...
+    def start(self, kind: str, name: str) -> None: ...
+    def stop(self, kind: str, name: str) -> None: ...
+    def shutdown(self, kind: str, name: str) -> None: ...
+    def set_autostart(self, kind: str, name: str, flag: bool) -> None: ...
+    def set_memory(self, kind: str, name: str, kib: int) -> None: ...
+    def set_vcpus(self, kind: str, name: str, count: int) -> None: ...
+    def attach_device(self, kind: str, name: str, xml: str) -> None: ...
+    def update_device(self, kind: str, name: str, xml: str) -> None: ...
+    def set_metadata(self, kind: str, name: str, element: str | None, prefix: str, namespace: str,
+                     live: bool, saved: bool) -> None: ...
+    def undefine(self, kind: str, name: str) -> None: ...
+    def network_update(self, kind: str, name: str, command: str, section: str, xml: str, live: bool) -> None: ...
+    def create_volume(self, kind: str, name: str, pool: str, xml: str) -> None: ...
+    def delete_volume(self, kind: str, name: str, pool: str, volume: str) -> None: ...
+    def resize_volume(self, kind: str, name: str, pool: str, volume: str, capacity: int, shrink: bool) -> None: ...
+
+
+def _unprefixed(xml: str) -> str:
+    """An element without its namespace: setMetadata puts it into the namespace it is given."""
+    el = etree.fromstring(xml.encode())
+    plain = etree.Element(etree.QName(el).localname, dict(el.attrib))
+    plain.text = el.text
+    return etree.tostring(plain, encoding="unicode")
+
+
+def edit_saved(host: HostPort, kind: str, name: str, edits: list, marker: str | None) -> None:
+    """Redefine from the saved definition, read now, with exactly `edits` and the owner marker."""
+    host.define(kind, name, edit.apply(kind, host.saved_xml(kind, name), edits, marker))
+
+
+def shutdown(host: HostPort, kind: str, name: str, timeout: float, force: bool) -> None:
+    """ACPI shutdown, waiting up to `timeout` s; then power off only when `force`."""
+    if host.is_active(kind, name):
+        host.shutdown(kind, name)
+    deadline = time.monotonic() + timeout
+    while host.is_active(kind, name):
+        if time.monotonic() > deadline:
+            if force:
+                host.stop(kind, name)
+                return
+            raise AdapterError("shutdown", f"{kind}/{name}", f"the guest did not shut down within {timeout} s "
+                               "(use --force-stop to power it off after the timeout)")
+        time.sleep(POLL)
+
+
+def restart(host: HostPort, kind: str, name: str, timeout: float, force: bool) -> None:
+    shutdown(host, kind, name, timeout, force)
+    host.start(kind, name)
+
+
+def set_live_owner(host: HostPort, kind: str, name: str, xml: str) -> None:
+    """Give the running guest the saved owner marker (when all changes were made live)."""
+    host.set_metadata(kind, name, _unprefixed(xml), OWNER_PREFIX, OWNER_NS, live=True, saved=False)
+
+
+def adopt_owner(host: HostPort, kind: str, name: str, xml: str) -> None:
+    """Put an owner marker on an existing guest (saved and running) or network (saved)."""
+    if kind == "Guest":
+        host.set_metadata(kind, name, _unprefixed(xml), OWNER_PREFIX, OWNER_NS,
+                          live=host.is_active(kind, name), saved=True)
+    else:       # libvirt 9.0 has no virNetworkSetMetadata: redefine with the marker
+        edit_saved(host, kind, name, [], xml)
+
+
+def drop_owner(host: HostPort, kind: str, name: str) -> None:
+    """Remove the owner marker: the object stays, unmanaged."""
+    if kind == "Guest":
+        host.set_metadata(kind, name, None, OWNER_PREFIX, OWNER_NS, live=False, saved=True)
+        if host.is_active(kind, name):
+            host.set_metadata(kind, name, None, OWNER_PREFIX, OWNER_NS, live=True, saved=False)
+    else:
+        edit_saved(host, kind, name, [], None)
+
+
+def record(host: HostPort, kind: str, name: str, instance: str, record: dict | None) -> None:
+    """Set (None: remove) one pool's or volume's record in the instance's inventory domain, a
+    guest that is never started; it is defined on first use."""
+    inventory = ownership.inventory_name(instance)
+    try:
+        current = host.saved_xml("Guest", inventory)
+    except AdapterError as exc:
+        if exc.reason != "gone":
+            raise
+        current = ownership.inventory_domain(instance)
+    root = etree.fromstring(current.encode())
+    meta = root.find("metadata")
+    for child in list(meta):
+        meta.remove(child)
+    meta.append(etree.fromstring(ownership.inventory_with(current, instance, kind, name, record)))
+    host.define("Guest", inventory, etree.tostring(root, encoding="unicode"))
+
+
+def forget(host: HostPort, kind: str, name: str, instance: str) -> None:
+    record(host, kind, name, instance, None)
+
+
+def network_update(host: HostPort, kind: str, name: str, command: str, section: str, xml: str, mac: str) -> None:
+    host.network_update(kind, name, command, section, xml, live=host.is_active(kind, name))
+
+
+def replug_guests(host: HostPort, kind: str, name: str) -> None:
+    """Put running guests' taps back on a restarted network's bridge (libvirt leaves them
+    orphaned). Done on this machine's links, so only where the host is this machine."""
+    if not hostnet.is_local(host.uri):
+        return
+    bridge = host.bridge_name(kind, name)
+    for guest in host.running_guests():
+        root = etree.fromstring(host.running_xml("Guest", guest).encode())
+        for tap in root.xpath("devices/interface[@type='network'][source/@network=$net]/target/@dev", net=name):
+            problem = hostnet.set_master(tap, bridge)
+            if problem:
+                raise AdapterError("replug", f"{kind}/{name}", f"re-plugging {tap} into {bridge}: {problem}")
+
+
+def create_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, xml: str,
+                  if_missing: bool = False) -> None:
+    """Create a volume; libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so the XML is checked
+    against storagevol.rng here."""
+    problems = rng.errors("Volume", xml)
+    if problems:
+        raise AdapterError("create", f"{kind}/{name}", "volume XML does not match storagevol.rng: "
+                           + "; ".join(problems))
+    if if_missing and volume in host.volume_names("StoragePool", pool):
+        return
+    host.create_volume(kind, name, pool, xml)
+
+
+# Every operation a plan may hold and how it is done (EDIT's edits are Edit objects here).
+STEPS: dict[OpName, Callable] = {
+    OpName.DEFINE_DOMAIN: lambda h, k, n, xml: h.define(k, n, xml),
+    OpName.DEFINE_NETWORK: lambda h, k, n, xml: h.define(k, n, xml),
+    OpName.DEFINE_POOL: lambda h, k, n, xml: h.define(k, n, xml),
+    OpName.EDIT: edit_saved,
+    OpName.BUILD_POOL: lambda h, k, n: h.build_pool(k, n),
+    OpName.START: lambda h, k, n: h.start(k, n),
+    OpName.STOP: lambda h, k, n: h.stop(k, n),
+    OpName.SET_AUTOSTART: lambda h, k, n, flag: h.set_autostart(k, n, flag),
+    OpName.SET_MEMORY: lambda h, k, n, kib: h.set_memory(k, n, kib),
+    OpName.SET_VCPUS: lambda h, k, n, count: h.set_vcpus(k, n, count),
+    OpName.ATTACH_DEVICE: lambda h, k, n, xml: h.attach_device(k, n, xml),
+    OpName.UPDATE_DEVICE: lambda h, k, n, xml: h.update_device(k, n, xml),
+    OpName.SET_LIVE_OWNER: set_live_owner,
+    OpName.UNDEFINE: lambda h, k, n: h.undefine(k, n),
+    OpName.ADOPT_OWNER: adopt_owner,
+    OpName.DROP_OWNER: drop_owner,
+    OpName.RECORD: record,
+    OpName.FORGET: forget,
+    OpName.SHUTDOWN: shutdown,
+    OpName.RESTART: restart,
+    OpName.NETWORK_UPDATE: network_update,
+    OpName.REPLUG_GUESTS: replug_guests,
+    OpName.CREATE_VOLUME: create_volume,
+    OpName.DELETE_VOLUME: lambda h, k, n, pool, volume: h.delete_volume(k, n, pool, volume),
+    OpName.RESIZE_VOLUME: lambda h, k, n, pool, volume, capacity, shrink: h.resize_volume(
+        k, n, pool, volume, capacity, shrink),
+}
+
+
+def run(host: HostPort, kind: str, name: str, op: OpName, args: dict) -> None:
+    """Carry out one plan operation on one object."""
+    STEPS[OpName(op)](host, kind, name, **args)
