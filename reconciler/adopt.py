@@ -1,12 +1,17 @@
-"""Adoption: a manifest written from an object's live definition (pure).
+"""Adoption: a manifest written from an object's live definition, derived from the element
+declarations (fields.py) (pure).
 
-Adopt writes every field the models can express and leaves out what they cannot (a disk on a bus
-the model lacks, VNC without a listen address, a NIC model...): what is left out is not managed,
-so apply keeps it exactly as it is (edit.py, diff.py). Only a value a required field cannot hold
-(a machine type without PCI, a network forward mode or pool type not modelled) refuses adoption."""
+Every declared field is written at its manifest path, as its declaration says a manifest writes
+it (`F.adopt`); each repeated element becomes an item named by its key (`Items.key_field`). What
+the models cannot hold is then left out, one part at a time, using the models' own errors: an item
+of a list (a disk on a bus the model lacks) goes whole, a field alone; a field libvirt needs
+(fields.REQUIRED) cannot be left out, so such an object is refused. What is left out is not
+managed: apply keeps it exactly as it is (edit.py, diff.py). `converge` then leaves out whatever a
+plan would still change, so adopt, then plan, is empty."""
 from __future__ import annotations
 
 import io
+from typing import Callable
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
@@ -14,98 +19,168 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from . import fields, models
 from .errors import ReconcilerError
-from .units import human_size
+
+# Manifest fields that are run state, not XML: from the object's flags.
+LIFECYCLE: dict[str, Callable[[bool, bool], dict]] = {
+    "Guest": lambda active, autostart: {"state": "running" if active else "shutoff", "autostart": autostart},
+    "Network": lambda active, autostart: {"autostart": autostart},
+    "StoragePool": lambda active, autostart: {"autostart": autostart},
+    "Volume": lambda active, autostart: {},
+}
 
 
-def _valid(model, value: dict) -> bool:
-    try:
-        model.model_validate(value)
-    except ValidationError:
-        return False
-    return True
+def _put(out: dict, path: str, value) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        out = out.setdefault(part, {})
+    out[last] = value
 
 
-def _guest(values: dict, root, active: bool, autostart: bool) -> dict:
-    spec: dict = {"state": "running" if active else "shutoff", "autostart": autostart, "type": values["type"],
-                  "vcpus": {"current": values["vcpus"]["current"], "max": values["vcpus"]["max"]},
-                  "memory": {"current": human_size(values["memory"]["current"]),
-                             "max": human_size(values["memory"]["max"])},
-                  "machine": values["machine"], "boot": values["boot"], "console": values["console"]}
-    if values["cpu"]["mode"] in ("host-model", "host-passthrough", "maximum"):
-        spec["cpu"] = {"mode": values["cpu"]["mode"]}
-    spec["disks"] = []
-    for target, d in values["disks"].items():
-        disk = {"device": d["device"], "bus": d["bus"], "target": target, "format": d["format"] or "raw",
-                "readonly": d["readonly"]}
-        if d["volume"]:
-            disk["volume"] = d["volume"]
-        elif d["path"]:
-            disk["path"] = d["path"]
-        if _valid(models.Disk, disk):
-            spec["disks"].append(disk)
-    spec["interfaces"] = [nic for nic in ({"network": n["network"], "mac": mac, "model": n["model"] or "rtl8139"}
-                                          for mac, n in values["interfaces"].items())
-                          if _valid(models.Interface, nic)]
-    for gtype, g in values["graphics"].items():
-        graphics = {"type": gtype, "listen": g["listen"] or root.xpath("string(devices/graphics/listen/@address)")}
-        if g["port"] and g["port"] > 0 and root.xpath("devices/graphics[@autoport='no']"):
-            graphics["port"] = g["port"]
-        if graphics["listen"] and _valid(models.Graphics, graphics):
-            spec["graphics"] = graphics
-    return spec
+def _written(table: dict, values: dict) -> dict:
+    """The manifest form of declared `values` (fields.read) of one table."""
+    out: dict = {}
+    for name, decl in table.items():
+        value = values.get(name)
+        if isinstance(decl, dict):
+            group = _written(decl, value or {})
+            if group:
+                out[name] = group
+        elif isinstance(decl, fields.Items):
+            items = [{decl.key_field: key, **_written(decl.table, item)} for key, item in (value or {}).items()]
+            if decl.single and items:
+                _put(out, decl.manifest or name, items[0])
+            elif items:
+                _put(out, decl.manifest or name, items)
+        elif isinstance(decl, fields.L):
+            out[name] = list(value or [])
+        else:
+            if isinstance(decl, fields.F) and decl.adopt and value not in (None, ""):
+                value = decl.adopt(value)
+            if value not in (None, ""):
+                _put(out, decl.manifest or name, value)
+    return out
 
 
-def _network(values: dict, root, active: bool, autostart: bool) -> dict:
-    spec: dict = {"forward": values["forward"], "autostart": autostart}
-    if values["bridge"]:
-        spec["bridge"] = values["bridge"]
-    if values["mtu"]:
-        spec["mtu"] = values["mtu"]
-    if values["ipv4"]:
-        ipv4: dict = {"address": values["ipv4"]}
-        hosts = [host for host in ({"mac": mac, "ip": h["ip"], **({"name": h["name"]} if h["name"] else {})}
-                                   for mac, h in values["dhcp_hosts"].items()) if _valid(models.DhcpHost, host)]
-        if values["dhcp_range"] or hosts:
-            ipv4["dhcp"] = {"hosts": hosts}
-            if values["dhcp_range"]:
-                ipv4["dhcp"]["range"] = values["dhcp_range"].split("-")
-        spec["ipv4"] = ipv4
-    return spec
+def _paths(table: dict, prefix: str = "", want=lambda decl: True) -> set[str]:
+    """Manifest paths of the fields of `table` that `want` picks."""
+    out = set()
+    for name, decl in table.items():
+        if isinstance(decl, dict):
+            out |= _paths(decl, f"{prefix}{name}.", want)
+        elif want(decl):
+            out.add(prefix + (getattr(decl, "manifest", None) or name))
+    return out
 
 
-def _pool(values: dict, root, active: bool, autostart: bool) -> dict:
-    return {"type": values["type"], "path": values["path"], "autostart": autostart}
+# Manifest paths that cannot be left out (libvirt needs the value), and single-item mappings.
+REQUIRED = {kind: _paths(table, want=lambda d: isinstance(d, fields.F) and d.required)
+            for kind, table in fields.TABLES.items()}
+SINGLE = {kind: _paths(table, want=lambda d: isinstance(d, fields.Items) and d.single)
+          for kind, table in fields.TABLES.items()}
 
 
-def _volume(values: dict, root, active: bool, autostart: bool) -> dict:
-    return {"capacity": human_size(values["capacity"]), "format": values["format"]}
+def _drop(kind: str, spec: dict, loc) -> str | None:
+    """Leave out what `loc` (a location in `spec`) points at: the item of a list it is inside, the
+    whole mapping of a single item, else the field. Returns what was left out (dotted path), None
+    when `loc` names nothing in `spec`; ReconcilerError when that is a field libvirt needs."""
+    node, trail = spec, []
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and not isinstance(part, bool) \
+                and 0 <= part < len(node) and isinstance(node[part], dict):
+            item = node.pop(part)
+            return ".".join(trail) + f"[{next(iter(item.values()), part)}]"     # named by its key
+        if not isinstance(node, dict) or part not in node:
+            break
+        trail.append(part)
+        if ".".join(trail) in SINGLE[kind]:
+            break
+        node = node[part]
+    if not trail:
+        return None
+    dotted = ".".join(trail)
+    holder = spec
+    for part in trail[:-1]:
+        holder = holder[part]
+    if any(req == dotted or req.startswith(dotted + ".") for req in REQUIRED[kind]):
+        raise ReconcilerError(f"the manifest cannot hold its {dotted}={holder[trail[-1]]!r}")
+    del holder[trail[-1]]
+    _prune_empty(spec)
+    return dotted
 
 
-_SPECS = {"Guest": _guest, "Network": _network, "StoragePool": _pool, "Volume": _volume}
+def _prune_empty(spec: dict) -> None:
+    for key in [k for k, v in spec.items() if isinstance(v, dict)]:
+        _prune_empty(spec[key])
+        if not spec[key]:
+            del spec[key]
 
 
-# Fields a manifest cannot leave out (the model gives them a default): a live value the model
-# cannot hold would be changed by the first apply, so such an object is not adopted.
-_REQUIRED = {"Guest": ("machine",), "Network": ("forward",), "StoragePool": ("type",), "Volume": ("format",)}
+def _fit(kind: str, doc: dict) -> list[str]:
+    """Leave out of `doc` what its model refuses, until it validates; returns what was left out."""
+    left_out = []
+    for _ in range(10_000):
+        try:
+            models.DOC_MODELS[kind].model_validate(doc)
+            return left_out
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            loc = error["loc"]
+            dropped = _drop(kind, doc["spec"], loc[1:]) if loc[:1] == ("spec",) and len(loc) > 1 else None
+            if dropped is None:
+                where = ".".join(str(p) for p in loc)
+                raise ReconcilerError(f"{where}: {error['msg']}") from None
+            left_out.append(dropped)
+    raise ReconcilerError("the manifest does not validate")
 
 
-def document(kind: str, name: str, host: str, xml: str, active: bool, autostart: bool) -> dict:
-    """The manifest document of a live object (ReconcilerError when a required field cannot be
-    written); what it leaves out stays unmanaged."""
-    root = fields.parse(xml)
-    spec = _SPECS[kind](fields.read(kind, root), root, active, autostart)
+def document(kind: str, name: str, host: str, xml: str, active: bool, autostart: bool,
+             left_out: list | None = None) -> dict:
+    """The manifest document of a live object (ReconcilerError when a field libvirt needs cannot
+    be written); what it leaves out stays unmanaged, and is added to `left_out`."""
+    spec = LIFECYCLE[kind](active, autostart) | _written(fields.TABLES[kind], fields.read(kind, xml))
     meta = {"name": name, "host": host}
     if kind == "Volume":
         pool, _, meta["name"] = name.partition("/")
         spec = {"pool": pool, **spec}
     doc = {"kind": kind, "metadata": meta, "spec": spec}
     try:
-        models.DOC_MODELS[kind].model_validate(doc)
-    except ValidationError as exc:
-        bad = {str(e["loc"][1]) for e in exc.errors() if len(e["loc"]) > 1 and e["loc"][0] == "spec"}
-        fields_ = ", ".join(f"{f}={spec.get(f)!r}" for f in _REQUIRED[kind] if f in bad) or str(exc).splitlines()[0]
-        raise ReconcilerError(f"{kind}/{name} cannot be adopted: the manifest cannot hold its {fields_}") from None
+        (left_out if left_out is not None else []).extend(_fit(kind, doc))
+    except ReconcilerError as exc:
+        raise ReconcilerError(f"{kind}/{name} cannot be adopted: {exc}") from None
     return doc
+
+
+def converge(kind: str, name: str, doc: dict, still_changed: Callable[[dict], list],
+             left_out: list | None = None) -> dict:
+    """Leave out of `doc` every part that a plan would still change (`still_changed(doc)` gives
+    their manifest locations, fields.manifest_location), until nothing would change; what is left
+    out is added to `left_out`."""
+    left_out = left_out if left_out is not None else []
+    for _ in range(1_000):
+        locs = still_changed(doc)
+        if not locs:
+            return doc
+        try:
+            dropped = [_drop(kind, doc["spec"], loc) for loc in _one_per_item(locs)]
+            left_out += [d for d in dropped if d] + _fit(kind, doc)
+        except ReconcilerError as exc:
+            raise ReconcilerError(f"{kind}/{name} cannot be adopted: {exc}") from None
+        if not any(dropped):
+            raise ReconcilerError(f"{kind}/{name} cannot be adopted: a plan would still change "
+                                  + ", ".join(".".join(map(str, loc)) for loc in locs))
+    raise ReconcilerError(f"{kind}/{name} cannot be adopted: its manifest does not settle")
+
+
+def _one_per_item(locs) -> list:
+    """One location per list item (an item goes whole), later items first so that earlier
+    positions stay right."""
+    seen, out = set(), []
+    for loc in locs:
+        cut = next((i + 1 for i, p in enumerate(loc) if isinstance(p, int)), len(loc))
+        if tuple(loc[:cut]) not in seen:
+            seen.add(tuple(loc[:cut]))
+            out.append(list(loc[:cut]))
+    return sorted(out, key=lambda loc: tuple(-p if isinstance(p, int) else 0 for p in loc))
 
 
 def _quoted(value):

@@ -261,9 +261,12 @@ def unlock(lock_id: str = typer.Argument(..., metavar="ID"), paths: list[Path] =
 
 
 @app.command()
-def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of stdout")) -> None:
-    """Print the JSON Schema of the manifest documents."""
-    text = schema_text()
+def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this file instead of stdout"),
+           reference: bool = typer.Option(False, "--reference", help="print the field reference (Markdown): "
+                                          "each field's libvirt XML, reset and live behaviour")) -> None:
+    """Print the JSON Schema of the manifest documents (or the field reference)."""
+    from .reference import markdown
+    text = markdown() if reference else schema_text()
     if out:
         out.write_text(text, encoding="utf-8")
     else:

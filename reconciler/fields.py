@@ -22,7 +22,7 @@ from typing import Any, Callable
 from lxml import etree
 
 from . import liverules, xmlpath
-from .units import libvirt_size
+from .units import human_size, libvirt_size
 
 
 def text(node) -> str:
@@ -68,6 +68,7 @@ class F:
     also: tuple = ()           # other paths its writer keeps in step (they count as managed)
     manifest: str | None = None   # its path in a manifest's spec, when not its name
     live: Callable | None = None  # liverules: how a change reaches the running object (None: restart)
+    adopt: Callable | None = None  # the value as a manifest writes it (None: left out); default as read
 
     def set(self, node, value) -> None:
         """Write `value` below `node` (None or the default: remove what the path names)."""
@@ -99,6 +100,7 @@ class Items:
     manifest: str | None = None   # the list's path in a manifest's spec, when not its name
     single: bool = False          # the manifest holds one such element (a mapping, not a list)
     live: Callable | None = None  # liverules: how adding/removing an item reaches the running object
+    key_field: str = ""           # the manifest field of an item that holds its key
 
     def find(self, node, key: str):
         """The element whose key reads as `key`, or None."""
@@ -286,9 +288,9 @@ def write_dhcp_range(node, span: str) -> None:
 
 DOMAIN = {
     "type": F("@type", required=True),
-    "memory": {"max": F("memory", size, write=write_size("memory"), required=True),
+    "memory": {"max": F("memory", size, write=write_size("memory"), required=True, adopt=human_size),
                "current": F("currentMemory", size, write=write_size("currentMemory"), required=True,
-                            live=liverules.memory_current)},
+                            live=liverules.memory_current, adopt=human_size)},
     "vcpus": {"max": F("vcpu", lambda n: int(text(n)), write=write_vcpu_max, required=True),
               "current": F("vcpu/@current", int, required=True, live=liverules.vcpus_current)},
     "machine": F("os/type/@machine", required=True),
@@ -302,14 +304,16 @@ DOMAIN = {
         "path": F("source/@file", path, default="", write=write_disk_path, also=("@type",),
                   live=liverules.cdrom_media),
         "readonly": F("readonly", exists, default=False),
-    }, live=liverules.hotplug),
+    }, live=liverules.hotplug, key_field="target"),
     "interfaces": Items("devices/interface[@type='network']", "mac/@address", {
         "network": F("source/@network"),
         "model": F("model/@type"),
-    }, key_conv=lower, live=liverules.hotplug),
-    "graphics": Items("devices/graphics[@type='vnc']", "@type", single=True, table={
-        "listen": F("@listen", default="", write=write_listen, also=("listen[@type='address']",)),
-        "port": F("@port", int, default=-1, write=write_port, also=("@autoport",)),
+    }, key_conv=lower, live=liverules.hotplug, key_field="mac"),
+    "graphics": Items("devices/graphics[@type='vnc']", "@type", single=True, key_field="type", table={
+        "listen": F("@listen | listen[@type='address']/@address", default="", write=write_listen,
+                    also=("listen[@type='address']",)),
+        "port": F("@port", int, default=-1, write=write_port, also=("@autoport",),
+                  adopt=lambda port: port if port > 0 else None),
     }),
     "console": F("devices/serial[@type='pty']", exists, default=False, write=write_console,
                  also=("devices/console[@type='pty']",)),
@@ -320,11 +324,12 @@ NETWORK = {
     "bridge": F("bridge/@name", required=True),
     "mtu": F("mtu/@size", int),
     "ipv4": F(IPV4, ipv4_cidr, default="", write=write_ipv4, manifest="ipv4.address"),
-    "dhcp_range": F(f"{IPV4}/dhcp/range", ip_range, default="", write=write_dhcp_range, manifest="ipv4.dhcp.range"),
+    "dhcp_range": F(f"{IPV4}/dhcp/range", ip_range, default="", write=write_dhcp_range, manifest="ipv4.dhcp.range",
+                    adopt=lambda span: span.split("-") if span else None),
     "dhcp_hosts": Items(f"{IPV4}/dhcp/host", "@mac", {
         "ip": F("@ip", live=liverules.dhcp_host),
         "name": F("@name", default="", live=liverules.dhcp_host),
-    }, key_conv=lower, parent=_dhcp, manifest="ipv4.dhcp.hosts", live=liverules.dhcp_host),
+    }, key_conv=lower, parent=_dhcp, manifest="ipv4.dhcp.hosts", live=liverules.dhcp_host, key_field="mac"),
 }
 
 POOL = {
@@ -333,7 +338,7 @@ POOL = {
 }
 
 VOLUME = {
-    "capacity": F("capacity", size, required=True),
+    "capacity": F("capacity", size, required=True, adopt=human_size),
     "format": F("target/format/@type", default="raw", required=True),
 }
 
@@ -356,11 +361,15 @@ def live_rule(kind: str, parts) -> Callable | None:
     return None
 
 
-def manifest_path(kind: str, parts, index: dict) -> str:
-    """Where a field stands in a manifest (the path a user finds there): `memory.max`,
-    `disks[1].path`, `ipv4.dhcp.hosts[0].ip`, `graphics.listen`. `index` maps (collection, key) to
-    the item's position in the manifest's list; an item the manifest no longer lists shows its key,
-    `disks[vdb]`."""
+class Key(str):
+    """An item of a manifest's list named by its key (the manifest does not list it)."""
+
+
+def manifest_location(kind: str, parts, index: dict) -> list:
+    """Where a field stands in a manifest's spec, as keys and list positions: ['memory', 'max'],
+    ['disks', 1, 'path'], ['ipv4', 'dhcp', 'hosts', 0, 'ip'], ['graphics', 'listen']. `index` maps
+    (collection, key) to the item's position in the manifest's list; an item the manifest does not
+    list is named by its key, ['disks', 'vdb']."""
     table, out, i = TABLES[kind], [], 0
     while i < len(parts):
         name = parts[i]
@@ -369,16 +378,27 @@ def manifest_path(kind: str, parts, index: dict) -> str:
             out.append(name)
             table, i = spec, i + 1
         elif isinstance(spec, Items):
-            base = spec.manifest or name
+            out += (spec.manifest or name).split(".")
             if i + 1 < len(parts) and not spec.single:
                 n = index.get((name, parts[i + 1]))
-                base += f"[{n if n is not None else parts[i + 1]}]"
-            out.append(base)
+                out.append(n if n is not None else Key(parts[i + 1]))
             table, i = spec.table, i + 2
         else:
-            out.append(spec.manifest if isinstance(spec, F) and spec.manifest else name)
+            out += (spec.manifest if isinstance(spec, F) and spec.manifest else name).split(".")
             i += 1
-    return ".".join(out)
+    return out
+
+
+def manifest_path(kind: str, parts, index: dict) -> str:
+    """A field's manifest location as a user reads it: `memory.max`, `disks[1].path`,
+    `ipv4.dhcp.hosts[0].ip`, `graphics.listen`, `disks[vdb]` (manifest_location)."""
+    text = ""
+    for part in manifest_location(kind, parts, index):
+        if isinstance(part, (int, Key)):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
 
 
 def _required(table: dict, prefix: str = "") -> set[str]:

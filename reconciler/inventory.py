@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ownership
+from .kinds import KIND_ORDER, has_marker
 from .live import HostState
 
 
@@ -64,13 +65,12 @@ def host_inventory(state: HostState, instance: str) -> list[Entry]:
     for (kind, name), obj in state.objects.items():
         if (kind, name) in owned or ownership.is_internal(kind, name):
             continue
-        marker = ownership.read_marker(obj.root) if kind in ("Guest", "Network") else None
+        marker = ownership.read_marker(obj.root) if has_marker(kind) else None
         other = marker.instance if marker else others.get((kind, name), "")
         status = "other-instance" if other and other != instance else "unmanaged"
         entries.append(Entry(kind, name, status, _run_state(kind, obj), instance=other))
     for (kind, name), why in state.broken.items():
         if (kind, name) not in owned and not ownership.is_internal(kind, name):
             entries.append(Entry(kind, name, "broken", why))
-    order = ("Network", "StoragePool", "Volume", "Guest")
     statuses = ("managed", "missing", "unmanaged", "other-instance", "broken")
-    return sorted(entries, key=lambda e: (statuses.index(e.status), order.index(e.kind), e.name))
+    return sorted(entries, key=lambda e: (statuses.index(e.status), KIND_ORDER.index(e.kind), e.name))

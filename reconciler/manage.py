@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import adopt as adopt_mod, desired, fields, gitinfo, inventory, loader, locking, ownership, pipeline, steps
+from . import adopt as adopt_mod, desired, diff, fields, gitinfo, inventory, loader, locking, ownership, pipeline, steps
 from .errors import ReconcilerError
+from .kinds import has_marker
 from .manifest import Manifest, Ref, build
 
 
@@ -44,7 +45,8 @@ def _target(kind_name: str) -> tuple[str, str]:
 def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None, lock_timeout: float,
           say=print) -> tuple[Path, list[str]]:
     """Write a manifest for an unmanaged object from its live definition, then mark it owned.
-    Returns the file written and the parts of the definition no field manages (kept as they are)."""
+    Returns the file written and the parts of the definition no field manages (kept as they are):
+    those the manifest cannot hold or that would not round-trip, and those no field declares."""
     kind, name = _target(kind_name)
     manifest = pipeline.load(paths)
     host = _host(manifest, host)
@@ -64,17 +66,26 @@ def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None,
             raise ReconcilerError(f"{host}/{kind}/{name} is not on the host")
         if (kind, name) in ownership.records(state, instance):
             raise ReconcilerError(f"{host}/{kind}/{name} is already managed by instance {instance!r}")
-        marker = ownership.read_marker(live.root) if kind in ("Guest", "Network") else None
+        marker = ownership.read_marker(live.root) if has_marker(kind) else None
         if marker and marker.instance != instance:
             raise ReconcilerError(f"{host}/{kind}/{name} belongs to instance {marker.instance!r}; not adopted")
-        doc = adopt_mod.document(kind, name, host, live.xml, live.active, live.autostart)
-        text = adopt_mod.yaml_text(doc)
-        full = _validated(paths, out, text)
-        want = desired.build(full.items[Ref(host, kind, name)], full, state,
-                             desired.Context(instance, gitinfo.provenance(paths)))
+        left_out: list[str] = []
+        doc = adopt_mod.document(kind, name, host, live.xml, live.active, live.autostart, left_out)
+        ctx = desired.Context(instance, gitinfo.provenance(paths))
+        have = fields.read(kind, live.root)
+        built: dict = {}
+
+        def still_changed(doc: dict) -> list:
+            built["text"] = adopt_mod.yaml_text(doc)
+            full = _validated(paths, out, built["text"])
+            built["want"] = want = desired.build(full.items[Ref(host, kind, name)], full, state, ctx)
+            return [fields.manifest_location(kind, c.parts, want.index) for c in diff.diff(want.fields, have)]
+
+        adopt_mod.converge(kind, name, doc, still_changed, left_out)
+        text, want = built["text"], built["want"]
         _mark(conns[host], kind, name, want)
         out.write_text(f"# adopted from {host} ({uri}) by virt-reconcile\n" + text, encoding="utf-8")
-    return out, fields.unmanaged(kind, live.root)
+    return out, [f"{part} (left out of the manifest)" for part in left_out] + fields.unmanaged(kind, live.root)
 
 
 def _validated(paths: list[Path], out: Path, text: str) -> Manifest:
@@ -88,7 +99,7 @@ def _validated(paths: list[Path], out: Path, text: str) -> Manifest:
 
 
 def _mark(conn, kind: str, name: str, want) -> None:
-    if kind in ("Guest", "Network"):
+    if has_marker(kind):
         steps.adopt_owner(conn, kind, name, ownership.stamp_marker(want.marker))
     else:
         record = {"kind": kind, "name": name, "uuid": want.uuid} | want.owner
@@ -105,7 +116,7 @@ def forget(paths: list[Path], kind_name: str, host: str | None, lock_timeout: fl
         state = pipeline.observe_host(manifest, host, uri)
         if (kind, name) not in ownership.records(state, instance):
             raise ReconcilerError(f"{host}/{kind}/{name} is not managed by instance {instance!r}")
-        if kind in ("Guest", "Network"):
+        if has_marker(kind):
             steps.drop_owner(conns[host], kind, name)
         else:
             steps.forget(conns[host], kind, name, instance)

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from .errors import Diagnostic, ManifestError
+from .kinds import KIND_ORDER
 from .loader import SourceDoc
 from .models import DOC_MODELS, GuestDoc, HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc
 
 # Order in which kinds are created; deletion runs the other way.
-KIND_ORDER = ("Network", "StoragePool", "Volume", "Guest")
 
 
 @dataclass(frozen=True, order=True)

@@ -14,6 +14,7 @@ from lxml import etree
 
 from . import fields
 from .identity import OWNER_NS
+from .kinds import has_marker
 from .live import HostState
 from .render import render
 
@@ -144,7 +145,7 @@ def records(state: HostState, instance: str) -> dict[tuple[str, str], Record]:
     """Every object of `state` that this instance owns, with its record."""
     out = {}
     for (kind, name), obj in state.objects.items():
-        if kind in ("Guest", "Network"):
+        if has_marker(kind):
             rec = read_marker(obj.root)
             if rec and rec.instance == instance and not is_internal(kind, name):
                 out[(kind, name)] = rec

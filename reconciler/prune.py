@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from . import fields
 from .inventory import unreadable
+from .kinds import KINDS
 from .live import HostState, LiveObject
 from .ownership import Record
 from .plan import Action, Change, Op, OpName
@@ -26,9 +27,6 @@ _OPS = {
     "StoragePool": lambda live: ([Op(OpName.STOP)] if live.active else []) + [Op(OpName.UNDEFINE), Op(OpName.FORGET)],
     "Network": lambda live: ([Op(OpName.STOP)] if live.active else []) + [Op(OpName.UNDEFINE)],
 }
-_IMPACT = {"Guest": "disruptive", "Volume": "destructive", "StoragePool": "disruptive", "Network": "disruptive"}
-_KEPT = {"Guest": "its disks are kept", "Volume": "its data is deleted",
-         "StoragePool": "its directory and files are kept", "Network": ""}
 
 
 def protected_message(host: str, kind: str, name: str, rec: Record) -> str:
@@ -105,9 +103,9 @@ def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str,
             problems.append(protected_message(host, kind, name, rec))
             continue
         reason = f"owned (applied from {rec.commit[:12] or 'an unknown commit'}) and no longer in the manifests"
-        reason += f"; {_KEPT[kind]}" if _KEPT[kind] else ""
+        reason += f"; {KINDS[kind].delete_keeps}" if KINDS[kind].delete_keeps else ""
         reason += "; it is paused, so it is powered off" if live.paused else ""
-        actions.append(Action(host, kind, name, "delete", _IMPACT[kind], reason,
-                              [Change(kind.lower(), name, None, _IMPACT[kind])], fields.read(kind, live.root),
+        actions.append(Action(host, kind, name, "delete", KINDS[kind].delete_impact, reason,
+                              [Change(kind.lower(), name, None, KINDS[kind].delete_impact)], fields.read(kind, live.root),
                               None, _OPS[kind](live), _deps(host, kind, name, actions, uses)))
     return actions, problems

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from lxml import etree
 
+from .kinds import KINDS
+
 SCHEMA_DIR = Path("/usr/share/libvirt/schemas")
-SCHEMAS = {"Guest": "domain.rng", "Network": "network.rng", "StoragePool": "storagepool.rng",
-           "Volume": "storagevol.rng"}
 
 
 @lru_cache(maxsize=None)
 def _schema(kind: str) -> etree.RelaxNG:
-    return etree.RelaxNG(etree.parse(str(SCHEMA_DIR / SCHEMAS[kind])))
+    return etree.RelaxNG(etree.parse(str(SCHEMA_DIR / KINDS[kind].rng)))
 
 
 def errors(kind: str, xml: str) -> list[str]:

@@ -88,3 +88,15 @@ def test_every_declaration_round_trips_by_editing_another_definition():
         assert fields.uuid_of(edited) == fields.uuid_of(base)
         again = edit.apply(ref.kind, edited, [edit.Edit.from_json(e) for e in op.args["edits"]])
         assert fields.read(ref.kind, again) == fields.read(ref.kind, edited), f"{ref}: edits are not idempotent"
+
+
+def test_readme_field_reference_is_generated_from_the_declarations():
+    """README's field reference is reference.markdown(): a declaration added or changed without
+    regenerating it fails here."""
+    from reconciler import reference
+    from tests.helpers import REPO
+    text = (REPO / "README.md").read_text()
+    assert reference.with_reference(text) == text, "run: python -m reconciler.reference README.md"
+    for kind, table in fields.TABLES.items():      # a row per declared field, and one per item key
+        keys = [s for s in table.values() if isinstance(s, fields.Items)]
+        assert len(reference.rows(kind)) == len(declared(table)) + len(keys), kind

@@ -168,3 +168,41 @@ def test_volumes_of_an_inactive_pool_are_unknown_not_missing():
     actions, problems = plan_prune("local", set(), owned, st)
     assert not [a for a in actions if a.kind == "Volume"] and problems == []
     assert [a.kind for a in actions] == ["Guest", "StoragePool", "Network"]
+
+
+def test_adopt_converges_leaving_out_what_would_not_round_trip():
+    """A disk without a driver type (the manifest writes raw) and VNC without a listen address (the
+    manifest's default is 127.0.0.1) would change on the first apply: adopt leaves them out, so
+    they stay unmanaged and the plan after adopt is empty."""
+    from reconciler.live import LiveObject
+    from reconciler.manifest import Ref
+    xml = recorded("guest-inactive.xml").replace(
+        "<driver name='qemu' type='raw'/>", "").replace(" listen='127.0.0.1'", "")
+    xml = xml[:xml.index("<graphics")] + xml[xml.index("<graphics"):].replace(
+        "<listen type='address' address='127.0.0.1'/>", "", 1)
+    host_state = state()
+    host_state.objects[("Guest", "web-1")] = LiveObject("Guest", "web-1", xml, True, True)
+    left_out: list[str] = []
+    doc = adopt.document("Guest", "web-1", "local", xml, True, True, left_out)
+    have = fields.read("Guest", xml)
+
+    def still_changed(doc):
+        others = [SourceDoc(f"{k}.yaml", 0, adopt.document(k, n, "local", o.xml, o.active, o.autostart))
+                  for (k, n), o in LIVE.items() if k != "Guest" and not ownership.is_internal(k, n)]
+        manifest = build([SourceDoc("h.yaml", 0, HOST), SourceDoc("g.yaml", 0, doc), *others])
+        want = desired.build(manifest.items[Ref("local", "Guest", "web-1")], manifest, host_state)
+        return [fields.manifest_location("Guest", c.parts, want.index) for c in diff(want.fields, have)]
+
+    assert still_changed(doc)            # as first written, a plan would change it
+    adopt.converge("Guest", "web-1", doc, still_changed, left_out)
+    assert still_changed(doc) == []
+    assert left_out == ["cpu.mode", "disks[sda]", "graphics"]      # custom CPU: not modelled
+    assert [d["target"] for d in doc["spec"]["disks"]] == ["vda", "vdb"] and "graphics" not in doc["spec"]
+
+
+def test_adopt_refuses_only_for_fields_libvirt_needs():
+    import pytest
+    from reconciler.errors import ReconcilerError
+    xml = recorded("guest-inactive.xml").replace("<type arch='x86_64' machine='", "<type arch='x86_64' machine='isapc")
+    with pytest.raises(ReconcilerError, match="cannot hold its machine='isapc"):
+        adopt.document("Guest", "web-1", "local", xml, True, True)
