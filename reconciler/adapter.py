@@ -2,14 +2,22 @@
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Callable
 
-import libvirt
-
 from . import deadline, uris
 from .errors import AdapterError, HostError
+
+try:
+    import libvirt
+except ImportError:
+    raise HostError(f"libvirt-python is not installed for {sys.executable}: install python3-libvirt (Debian, "
+                    "Ubuntu) or python3-libvirt-python (SUSE) and use a venv made with --system-site-packages, "
+                    "or 'pip install libvirt-python' with libvirt-dev (libvirt-devel), pkg-config and a C "
+                    "compiler installed") from None
+
 from .live import HostState, LiveObject, capabilities
 
 libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions, not stderr noise

@@ -16,12 +16,64 @@ from .pipeline import PlanOptions
 from .plan import Plan
 from .schema import schema_text
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+
+_LABELS = {"<str>": "TEXT", "<int>": "INTEGER", "<float>": "SECONDS", "<path>": "PATH", "<Path>": "PATH"}
+
+
+def _label(param, ctx) -> str | None:
+    """How an option's value is shown in --help: its metavar, else a plain name of its type (a
+    flag shows none); never typer's `<bool>`/`<list[Path]>` labels."""
+    if getattr(param, "is_flag", False):
+        return None
+    if param.metavar:
+        return param.metavar
+    shown = param.display_type(ctx)
+    return _LABELS.get(shown, shown.strip("<>").upper())
+
+
+class _Command(typer.core.TyperCommand):
+    """Plain click-style help: `PATH...`, `--host TEXT`, flags without a type label."""
+
+    def format_help(self, ctx, formatter) -> None:
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument):
+                param.display_type_rich = lambda ctx=None: None
+                param.get_usage_pieces = lambda ctx, p=param: [(p.metavar or p.name.upper())
+                                                               + ("..." if p.nargs != 1 else "")]
+            else:
+                param.display_type_rich = lambda ctx=None, p=param: _label(p, ctx)
+        super().format_help(ctx, formatter)
+
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Declarative, GitOps-style reconciler for libvirt hosts.")
+_command = app.command
+
+
+def _plain_command(*args, **kwargs):
+    return _command(*args, cls=_Command, **kwargs)
+
+
+app.command = _plain_command
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+        typer.echo(f"virt-reconcile {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Declarative, GitOps-style reconciler for libvirt hosts."""
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-PathsArg = typer.Argument(..., help="manifest files or directories (*.yaml, *.yml, read recursively)")
-HostOpt = typer.Option(None, "--host", help="only this Host")
+PathsArg = typer.Argument(..., metavar="PATH", help="manifest files or directories (*.yaml, *.yml, read recursively)")
+HostOpt = typer.Option(None, "--host", metavar="NAME", help="only this Host")
 LockTimeout = typer.Option(300, "--lock-timeout", help="seconds to wait for a host lock held by another run")
 
 
@@ -89,7 +141,7 @@ def plan(paths: list[Path] = PathsArg,
 
 
 @app.command()
-def apply(paths: Optional[list[Path]] = typer.Argument(None, help="manifest files or directories"),
+def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", help="manifest files or directories"),
           plan_file: Optional[Path] = typer.Option(None, "--plan", help="apply this saved plan, without asking"),
           auto_approve: bool = typer.Option(False, "--auto-approve", help="do not ask for 'yes'"),
           host: Optional[str] = HostOpt,
@@ -277,7 +329,7 @@ def main() -> None:
     """The command's entry point: no command ends in a traceback. An error the tool did not
     foresee is printed in one line (VIRT_RECONCILE_DEBUG=1 shows the traceback) and exits 1."""
     try:
-        app()
+        app(prog_name="virt-reconcile")
     except KeyboardInterrupt:
         _err("Interrupted.")
         sys.exit(130)

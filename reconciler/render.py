@@ -1,6 +1,7 @@
 """Render resolved objects to libvirt XML with the jinja2 templates in templates/ (escaped)."""
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,7 +10,18 @@ import jinja2
 from . import __version__
 from .identity import OWNER_NS
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _templates() -> Path:
+    """templates/: installed as the package reconciler.templates (wheel, pipx, editable), or next
+    to the package in a checkout used without installing it."""
+    spec = importlib.util.find_spec("reconciler.templates")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+TEMPLATES = _templates()
 
 
 @lru_cache(maxsize=1)
