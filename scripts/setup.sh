@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 if command -v apt-get >/dev/null 2>&1; then
   QEMU_USER=libvirt-qemu
   PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base ovmf swtpm
-        swtpm-tools libxml2-utils python3-venv python3-libvirt iproute2 make virtinst)
+        swtpm-tools libxml2-utils python3-venv python3-libvirt iproute2 make virtinst systemd curl
+        nodejs)
   missing=()
   for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -138,3 +138,15 @@ def private_daemon(libvirtd, tmp_path):
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The project built as a wheel, as users install it."""
+    from tests.helpers import REPO
+    out = tmp_path_factory.mktemp("wheel")
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+                           "-q", "-w", str(out), str(REPO)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (found,) = out.glob("virt_reconcile-*.whl")
+    return found

@@ -18,16 +18,6 @@ def _run(*cmd, cwd=None, timeout=900) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    done = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q",
-                "-w", out, REPO)
-    assert done.returncode == 0, done.stderr
-    (found,) = out.glob("virt_reconcile-*.whl")
-    return found
-
-
 def _venv(path: Path, system_site: bool) -> Path:
     done = _run("/usr/bin/python3", "-m", "venv",
                 *(["--system-site-packages"] if system_site else []), path)
