@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+import time
+from typing import Protocol
 
 from datetime import datetime, timezone
 
@@ -41,7 +42,27 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_action(action: Action, host: HostPort, options: Options, instance: str = "default") -> Result:
+class Progress(Protocol):
+    """Who hears of each action as it runs (console.Progress and its kinds)."""
+
+    def start(self, action: Action) -> None: ...
+    def note(self, action: Action, text: str) -> None: ...
+    def end(self, action: Action, result: Result, seconds: float) -> None: ...
+
+
+class Silent:
+    def start(self, action: Action) -> None:
+        pass
+
+    def note(self, action: Action, text: str) -> None:
+        pass
+
+    def end(self, action: Action, result: Result, seconds: float) -> None:
+        pass
+
+
+def run_action(action: Action, host: HostPort, options: Options, instance: str = "default",
+               progress: Progress = Silent()) -> Result:
     """Run one action's ops; a restart op runs only with options.restart."""
     notes = []
     for op in action.ops:
@@ -59,6 +80,9 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
             continue
         if op.name in (OpName.SHUTDOWN, OpName.RESTART):
             args |= {"timeout": options.shutdown_timeout, "force": options.force_stop}
+            then = "powered off" if options.force_stop else "the action fails"
+            progress.note(action, f"asking the guest to shut down; waiting up to {options.shutdown_timeout} s "
+                                  f"(then {then})")
         if op.name is OpName.EDIT:        # the saved definition, read now, with exactly the planned changes
             args = {"marker": ownership.stamp_marker(args["marker"]) if args["marker"] else None,
                     "edits": [edit.Edit.from_json(e) for e in args["edits"]]}
@@ -66,24 +90,25 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
     return Result(action.address, "done", notes=notes)
 
 
-def apply(plan: Plan, hosts: dict[str, HostPort], options: Options,
-          progress: Callable[[Action, Result], None] = lambda a, r: None) -> list[Result]:
-    """Run every action in plan order and report each one."""
+def apply(plan: Plan, hosts: dict[str, HostPort], options: Options, progress: Progress = Silent()) -> list[Result]:
+    """Run every action in plan order, telling `progress` when each starts and ends."""
     results: list[Result] = []
     not_done: set[str] = set()
     for action in plan.actions:
         failed_dep = next((d for d in action.deps if d in not_done), None)
         blocked = _blocked(action, options)
+        started = time.monotonic()
         if failed_dep or blocked:
             result = Result(action.address, "skipped", f"because {failed_dep} did not succeed" if failed_dep else blocked)
         else:
+            progress.start(action)
             try:
                 result = run_action(action, hosts[action.host], options,
-                                    plan.instances.get(action.host, "default"))
+                                    plan.instances.get(action.host, "default"), progress)
             except AdapterError as exc:
                 result = Result(action.address, "failed", str(exc))
         if result.status != "done":
             not_done.add(action.address)
         results.append(result)
-        progress(action, result)
+        progress.end(action, result, time.monotonic() - started)
     return results

@@ -1,6 +1,7 @@
 """The virt-reconcile command: parses arguments, calls the pipeline, prints, sets the exit code."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -9,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from . import manage, monitor, pipeline, report
+from . import console, manage, monitor, pipeline, report
 from .apply import Options
 from .errors import ManifestError, ReconcilerError
 from .pipeline import PlanOptions
@@ -68,8 +69,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
-                                       help="print the version and exit")) -> None:
+                                       help="print the version and exit"),
+          no_color: bool = typer.Option(False, "--no-color", help="no colours (as NO_COLOR=1; FORCE_COLOR=1 "
+                                                                  "colours a pipe; TERM=dumb has none)")) -> None:
     """Declarative, GitOps-style reconciler for libvirt hosts."""
+    if no_color:
+        os.environ["NO_COLOR"] = "1"
+
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 PathsArg = typer.Argument(..., metavar="PATH", help="manifest files or directories (*.yaml, *.yml, read recursively)")
@@ -94,13 +100,20 @@ def _fail(exc: ReconcilerError) -> None:
 
 
 @app.command()
-def validate(paths: list[Path] = PathsArg) -> None:
+def validate(paths: list[Path] = PathsArg,
+             json_out: bool = typer.Option(False, "--json", help="print the result as JSON on stdout")) -> None:
     """Check manifests offline: YAML, schema, references. Exit 0 valid, 1 invalid."""
     try:
         manifest = pipeline.load(paths)
     except ReconcilerError as exc:
+        if json_out:
+            report.validate_json(None, exc)
+            raise typer.Exit(EXIT_ERROR)
         _fail(exc)
-    typer.echo(f"Valid: {len(manifest.items)} objects on {len(manifest.hosts)} host(s).")
+    if json_out:
+        report.validate_json(manifest, None)
+    else:
+        typer.echo(f"Valid: {len(manifest.items)} objects on {len(manifest.hosts)} host(s).")
 
 
 @app.command()
@@ -151,10 +164,15 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
           allow_destroy: bool = typer.Option(False, "--allow-destroy", help="allow destructive actions"),
           shutdown_timeout: int = typer.Option(120, "--shutdown-timeout", help="seconds a guest gets to shut down"),
           force_stop: bool = typer.Option(False, "--force-stop", help="power off guests that do not shut down in time"),
-          lock_timeout: int = LockTimeout) -> None:
+          lock_timeout: int = LockTimeout,
+          json_out: bool = typer.Option(False, "--json", help="stream JSON lines on stdout: the plan, each action's "
+                                                              "start and end, the summary")) -> None:
     """Apply the manifests (or a saved plan) under a per-host lock. Exit 0 success, 1 any failure."""
     if bool(paths) == bool(plan_file):
         _err("Error: give manifest PATHs or --plan FILE (one of them)")
+        raise typer.Exit(EXIT_ERROR)
+    if json_out and not (auto_approve or plan_file):
+        _err("Error: --json cannot ask for approval: add --auto-approve (or apply a saved --plan)")
         raise typer.Exit(EXIT_ERROR)
     options = Options(restart, allow_destroy, shutdown_timeout, force_stop)
     failed: dict[str, str] = {}
@@ -176,25 +194,48 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
             else:
                 the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty), hosts=set(conns))
             the_plan.problems = list(failed.values()) + the_plan.problems
-            _apply(the_plan, conns, options, confirm=not (auto_approve or plan_file))
+            _apply(the_plan, conns, options, not (auto_approve or plan_file), json_out)
     except ReconcilerError as exc:
         _fail(exc)
 
 
-def _apply(the_plan: Plan, conns: dict, options: Options, confirm: bool) -> None:
-    report.plan_text(the_plan, sys.stdout)
+def _approved() -> bool:
+    """Ask for 'yes' on stdin; a closed stdin (CI, a pipe at its end) is an error saying what to do."""
+    print("\nApply these changes? Only 'yes' is accepted: ", end="", flush=True)
+    line = sys.stdin.readline() if sys.stdin is not None and not sys.stdin.closed else ""
+    if not line:
+        print(flush=True)
+        _err("Error: no answer: stdin is closed, so nobody can approve the plan; nothing was changed. "
+             "Use --auto-approve to apply without asking (or apply a saved plan with --plan).")
+        raise typer.Exit(EXIT_ERROR)
+    return line.strip() == "yes"
+
+
+def _apply(the_plan: Plan, conns: dict, options: Options, confirm: bool, as_json: bool = False) -> None:
+    if as_json:
+        console.json_line({"type": "plan", **the_plan.to_json(with_ops=False)})
+    else:
+        report.plan_text(the_plan, sys.stdout)
     report.plan_problems(the_plan)
     _warn_dirty(the_plan)
     done = EXIT_ERROR if the_plan.problems else EXIT_OK
     if the_plan.empty:
+        if as_json:
+            console.json_line({"type": "summary", **report.results_counts([])})
         raise typer.Exit(done)
-    if confirm:
-        answer = typer.prompt("\nApply these changes? Only 'yes' is accepted", default="", show_default=False)
-        if answer.strip() != "yes":
-            typer.echo("Apply cancelled; nothing was changed.")
-            raise typer.Exit(EXIT_ERROR)
-    typer.echo("\nApplying:")
-    results = pipeline.execute(the_plan, conns, options, progress=report.result_text)
+    if confirm and not _approved():
+        typer.echo("Apply cancelled; nothing was changed.")
+        raise typer.Exit(EXIT_ERROR)
+    if not as_json:
+        print("\nApplying:", flush=True)
+    progress = console.progress_for(len(the_plan.actions), as_json)
+    try:
+        results = pipeline.execute(the_plan, conns, options, progress)
+    finally:
+        progress.close()
+    if as_json:
+        console.json_line({"type": "summary", **report.results_counts(results)})
+        raise typer.Exit(EXIT_ERROR if the_plan.problems or any(r.status != "done" for r in results) else EXIT_OK)
     typer.echo("\n" + report.results_summary(results))
     if any(r.status != "done" for r in results):
         typer.echo("There is no automatic rollback: fix the cause and apply again to converge.")
@@ -210,12 +251,16 @@ def _warn_dirty(the_plan: Plan) -> None:
              "the owner records say so")
 
 
-def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_timeout) -> int:
+def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_timeout, as_json=False) -> int:
     try:
         result = monitor.run(paths, host, repair, options, lock_timeout, _err)
     except ReconcilerError as exc:
         _fail(exc)
-    report.drift_text(result, sys.stdout)
+    if as_json:
+        json.dump(monitor.report_json(result), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        report.drift_text(result, sys.stdout)
     try:
         if json_file:
             monitor.write_json(result, json_file)
@@ -228,7 +273,9 @@ def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_time
 
 @app.command()
 def drift(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
-          json_file: Optional[Path] = typer.Option(None, "--json", help="write the JSON report to this file"),
+          json_out: bool = typer.Option(False, "--json", help="print the report as JSON on stdout"),
+          json_file: Optional[Path] = typer.Option(None, "--report", help="also write the JSON report to this file "
+                                                                         "(atomically)"),
           metrics_file: Optional[Path] = typer.Option(None, "--metrics", help="write Prometheus textfile metrics"),
           repair: bool = typer.Option(False, "--repair", help="apply corrective changes to drifted objects"),
           restart: bool = typer.Option(False, "--restart", help="with --repair: restart guests that need it"),
@@ -237,13 +284,13 @@ def drift(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
     """Report what changed outside git (read-only unless --repair). Exit 0 in sync, 2 drift or
     pending changes, 1 error."""
     raise typer.Exit(_drift_once(paths, host, json_file, metrics_file, repair,
-                                 Options(restart=restart, force_stop=force_stop), lock_timeout))
+                                 Options(restart=restart, force_stop=force_stop), lock_timeout, json_out))
 
 
 @app.command()
 def watch(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
           interval: float = typer.Option(300, "--interval", help="seconds between drift runs"),
-          json_file: Optional[Path] = typer.Option(None, "--json", help="write the JSON report to this file"),
+          json_file: Optional[Path] = typer.Option(None, "--report", help="write the JSON report to this file"),
           metrics_file: Optional[Path] = typer.Option(None, "--metrics", help="write Prometheus textfile metrics"),
           repair: bool = typer.Option(False, "--repair", help="apply corrective changes to drifted objects"),
           iterations: int = typer.Option(0, "--iterations", help="stop after this many runs (0: never)"),
@@ -310,6 +357,28 @@ def unlock(lock_id: str = typer.Argument(..., metavar="ID"), paths: list[Path] =
     except ReconcilerError as exc:
         _fail(exc)
     typer.echo(f"Removed lock {lock_id}.")
+
+
+@app.command()
+def show(plan_file: Path = typer.Argument(..., metavar="PLANFILE", help="a plan saved by plan --out"),
+         fmt: str = typer.Option("text", "--format", help="text, json or markdown")) -> None:
+    """Print a saved plan as text, JSON or Markdown (read-only; nothing is contacted)."""
+    if fmt not in ("text", "json", "markdown"):
+        _err("Error: --format is text, json or markdown")
+        raise typer.Exit(EXIT_ERROR)
+    try:
+        saved = Plan.load(plan_file)
+    except ReconcilerError as exc:
+        _fail(exc)
+    if fmt == "json":
+        report.plan_json(saved, sys.stdout)
+    elif fmt == "markdown":
+        sys.stdout.write(report.plan_markdown(saved))
+    else:
+        report.plan_text(saved, sys.stdout)
+        typer.echo(f"\nSaved {saved.created_at} by virt-reconcile {saved.tool_version}; "
+                   f"apply it with: virt-reconcile apply --plan {plan_file}")
+    raise typer.Exit(EXIT_OK)
 
 
 @app.command()

@@ -345,20 +345,36 @@ VOLUME = {
 TABLES = {"Guest": DOMAIN, "Network": NETWORK, "StoragePool": POOL, "Volume": VOLUME}
 
 
-def live_rule(kind: str, parts) -> Callable | None:
-    """The live rule declared for the field at `parts` (a whole keyed item: its collection's)."""
+def declaration(kind: str, parts):
+    """The declaration of the field at `parts` (F or L; a keyed collection or one whole item: its
+    Items; a group: its dict), or None when nothing is declared there."""
     table, i = TABLES[kind], 0
     while i < len(parts):
-        spec = table[parts[i]]
+        spec = table.get(parts[i]) if isinstance(table, dict) else None
         if isinstance(spec, dict):
             table, i = spec, i + 1
         elif isinstance(spec, Items):
             if len(parts) <= i + 2:
-                return spec.live
+                return spec
             table, i = spec.table, i + 2
         else:
-            return spec.live
-    return None
+            return spec
+    return table if i else None
+
+
+def live_rule(kind: str, parts) -> Callable | None:
+    """The live rule declared for the field at `parts` (a whole keyed item: its collection's)."""
+    spec = declaration(kind, parts)
+    return getattr(spec, "live", None)
+
+
+def is_default(kind: str, parts, value) -> bool:
+    """`value` is what the field at `parts` holds when libvirt's XML leaves it out (an empty
+    collection, or the declared default): nothing worth showing for a new object."""
+    if value in ({}, []):
+        return True
+    spec = declaration(kind, parts)
+    return isinstance(spec, F) and spec.default is not None and value == spec.default
 
 
 class Key(str):

@@ -10,13 +10,13 @@ from typing import Callable, Iterator
 from . import (desired, fields, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership,
                planners, rng)
 from .deadline import DEFAULT_TIMEOUT
-from .apply import Options, Result, apply
+from .apply import Options, Progress, Result, Silent, apply
 from .errors import PlanError, ReconcilerError
 from .live import HostState, sort_out_broken
 from .manifest import Item, Manifest
 from .ownership import Provenance
 from .plan import Action, Plan
-from .prune import forget_gone, plan_prune
+from .prune import forget_gone, kept, plan_prune
 
 
 @dataclass
@@ -132,6 +132,8 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
         plan.actions += forget_gone(host, declared, owned, state)
         if options.prune or manifest.hosts[host].spec.prune:
             problems += _prune(plan, host, manifest.for_host(host), owned, state, options)
+        else:
+            plan.kept += kept(host, declared, owned, state)
         plan.fingerprints |= fingerprints(host, state)
     if problems:
         raise PlanError("the plan cannot be made:\n" + "\n".join(f"  {p}" for p in problems))
@@ -245,8 +247,7 @@ def locked(hosts: dict[str, Target], operation: str, timeout: float,
             conn.close()
 
 
-def execute(plan: Plan, conns: dict, options: Options,
-            progress: Callable[[Action, Result], None] = lambda a, r: None) -> list[Result]:
+def execute(plan: Plan, conns: dict, options: Options, progress: Progress = Silent()) -> list[Result]:
     """Apply a plan through the (locked) read-write connections of its hosts."""
     return apply(plan, conns, options, progress)
 

@@ -109,6 +109,7 @@ class Plan:
     problems: list[str] = field(default_factory=list)   # hosts or objects that could not be planned
     warnings: list[str] = field(default_factory=list)   # what was noticed and left alone
     unmanaged: dict[str, list[str]] = field(default_factory=dict)   # plan --show-unmanaged
+    kept: list[dict] = field(default_factory=list)     # owned objects that left the manifests, not pruned
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     tool_version: str = __version__
     format_version: str = FORMAT_VERSION
@@ -129,7 +130,7 @@ class Plan:
         doc = {"format_version": self.format_version, "tool_version": self.tool_version,
                "created_at": self.created_at, "hosts": self.hosts, "instances": self.instances,
                "git": self.git, "summary": self.summary(), "problems": self.problems, "warnings": self.warnings,
-               **({"unmanaged": self.unmanaged} if self.unmanaged else {}),
+               **({"unmanaged": self.unmanaged} if self.unmanaged else {}), "kept": self.kept,
                "changes": [_action_json(a, with_ops) for a in self.actions]}
         if with_ops:
             doc["fingerprints"] = self.fingerprints
@@ -151,7 +152,7 @@ class Plan:
                    tool_version=doc["tool_version"], format_version=doc["format_version"],
                    instances=doc.get("instances", {}), git=doc.get("git", {}),
                    fingerprints=doc.get("fingerprints", {}), problems=doc.get("problems", []),
-                   warnings=doc.get("warnings", []))
+                   warnings=doc.get("warnings", []), kept=doc.get("kept", []))
 
     def save(self, path) -> None:
         try:

@@ -35,8 +35,10 @@ def _changes(desired: Desired, have: dict, record: Record | None) -> list[FieldC
 
 
 def _created(desired: Desired) -> list[Change]:
+    """The fields of a new object, without empty collections and values libvirt implies."""
     return [Change(desired.manifest_path(path.split(".")), None, value, "live")
-            for path, value in flatten(desired.fields)]
+            for path, value in flatten(desired.fields)
+            if not fields.is_default(desired.ref.kind, path.split("."), value)]
 
 
 def _marker(field_changes, live: LiveObject, desired: Desired) -> list[Change]:

@@ -88,17 +88,34 @@ def _deps(host: str, kind: str, name: str, actions: list[Action], uses: dict) ->
     return out
 
 
+def left_manifests(declared: set[tuple[str, str]], owned: dict[tuple[str, str], Record],
+                   state: HostState) -> list[tuple[str, str]]:
+    """Owned objects that are on the host and no longer in the manifests, in deletion order
+    (gone ones are forget_gone's; ones that cannot be read are kept)."""
+    return sorted((k for k in owned if k not in declared and state.get(*k) is not None),
+                  key=lambda k: (DELETE_ORDER.index(k[0]), k[1]))
+
+
+def kept(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str, str], Record],
+         state: HostState) -> list[dict]:
+    """What a plan without prune says of the objects that left the manifests: kept, and why."""
+    out = []
+    for kind, name in left_manifests(declared, owned, state):
+        rec = owned[(kind, name)]
+        how = ("protected: set protect: false and apply, then remove it, or 'virt-reconcile forget' it"
+               if rec.protect else "apply --prune deletes it")
+        out.append({"address": f"{host}/{kind}/{name}", "reason": f"owned, no longer in the manifests; kept ({how})"})
+    return out
+
+
 def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str, str], Record],
                state: HostState) -> tuple[list[Action], list[str]]:
     """Delete actions for owned, undeclared objects that are on the host; problems for protected ones."""
     actions: list[Action] = []
     problems: list[str] = []
     uses = _uses(state)
-    stale = sorted((k for k in owned if k not in declared), key=lambda k: (DELETE_ORDER.index(k[0]), k[1]))
-    for kind, name in stale:
+    for kind, name in left_manifests(declared, owned, state):
         rec, live = owned[(kind, name)], state.get(kind, name)
-        if live is None:
-            continue                # gone (forget_gone drops its record) or cannot be read: kept
         if rec.protect:
             problems.append(protected_message(host, kind, name, rec))
             continue

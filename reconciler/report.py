@@ -2,22 +2,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any, TextIO
 
 from .apply import Result
+from .console import colour as use_colour
 from .drift import CLASSES
-from .plan import IMPACTS, SYMBOLS, Action, Plan
+from .plan import FORMAT_VERSION, IMPACTS, SYMBOLS, Action, Plan
 from .units import human_size
 
 _COLOURS = {"+": "32", "~": "33", "-/+": "31", ">": "36", "#": "35", "@": "35", "destructive": "31",
             "failed": "31", "done": "32", "skipped": "33"}
 _SIZE_FIELDS = ("memory.max", "memory.current", "capacity")
-
-
-def use_colour(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
 
 
 def _paint(text: str, key: str, colour: bool) -> str:
@@ -80,13 +76,24 @@ def plan_text(plan: Plan, stream: TextIO = sys.stdout) -> None:
     print(f"virt-reconcile plan for {hosts}; {revision(plan)}", file=stream)
     if plan.empty:
         print("\nNo changes" + (" for what could be read." if plan.problems
-                                 else ". The hosts match the manifests."), file=stream)
+                                 else " to apply." if plan.kept else ". The hosts match the manifests."), file=stream)
+        _kept_text(plan, stream)
         return
     print("", file=stream)
     for action in plan.actions:
         print("\n".join(action_text(action, colour)), file=stream)
         print("", file=stream)
     print(summary_line(plan), file=stream)
+    _kept_text(plan, stream)
+
+
+def _kept_text(plan: Plan, stream: TextIO) -> None:
+    """Owned objects that left the manifests and stay (drift reports them as pending too)."""
+    if plan.kept:
+        print(f"\nKept: {len(plan.kept)} owned object{'s' if len(plan.kept) != 1 else ''} no longer in the "
+              "manifests:", file=stream)
+        for entry in plan.kept:
+            print(f"  = {entry['address']}  # {entry['reason']}", file=stream)
 
 
 def plan_unmanaged(plan: Plan, stream: TextIO = sys.stdout) -> None:
@@ -111,18 +118,22 @@ def plan_json(plan: Plan, stream: TextIO = sys.stdout) -> None:
     stream.write("\n")
 
 
-def result_text(action: Action, result: Result, stream: TextIO = sys.stdout) -> None:
-    colour = use_colour(stream)
+def result_lines(action: Action, result: Result, colour: bool, suffix: str = "") -> list[str]:
     status = _paint(result.status, result.status, colour)
     msg = f": {result.message}" if result.message else ""
-    print(f"  {action.address}: {action.action} {status}{msg}", file=stream)
-    for note in result.notes:
-        print(f"      note: {note}", file=stream)
+    return [f"  {action.address}: {action.action} {status}{msg}{suffix}"] + [f"      note: {n}" for n in result.notes]
+
+
+def result_text(action: Action, result: Result, stream: TextIO = sys.stdout, suffix: str = "") -> None:
+    print("\n".join(result_lines(action, result, use_colour(stream), suffix)), file=stream)
+
+
+def results_counts(results: list[Result]) -> dict[str, int]:
+    return {s: sum(r.status == s for r in results) for s in ("done", "failed", "skipped")}
 
 
 def results_summary(results: list[Result]) -> str:
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "failed", "skipped")}
-    return "Apply: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."
+    return "Apply: " + ", ".join(f"{n} {s}" for s, n in results_counts(results).items()) + "."
 
 
 def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout, errors: dict | None = None) -> None:
@@ -130,8 +141,9 @@ def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout, errors: dict
     broken; and the hosts that could not be read."""
     errors = errors or {}
     if as_json:
-        doc = {h: [e.__dict__ for e in entries] for h, entries in hosts.items()}
-        json.dump(doc | {h: {"error": why} for h, why in errors.items()}, stream, indent=2)
+        doc = {"format_version": FORMAT_VERSION, "hosts": {h: [e.__dict__ for e in entries] for h, entries in hosts.items()},
+               "errors": errors}
+        json.dump(doc, stream, indent=2)
         stream.write("\n")
         return
     for host, why in errors.items():
@@ -152,6 +164,19 @@ def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout, errors: dict
         counts = {s: sum(e.status == s for e in entries)
                   for s in ("managed", "missing", "unmanaged", "other-instance", "broken")}
         print("  " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=stream)
+
+
+def validate_json(manifest, error, stream: TextIO = sys.stdout) -> None:
+    """validate --json: valid or not, what was read, and every problem with file, line and field."""
+    problems = [{"file": d.file, "line": d.line, "field": d.field, "message": d.message}
+                for d in getattr(error, "diagnostics", [])]
+    if error is not None and not problems:
+        problems = [{"file": None, "line": None, "field": "", "message": str(error)}]
+    doc = {"format_version": FORMAT_VERSION, "valid": error is None,
+           "objects": len(manifest.items) if manifest else 0, "hosts": sorted(manifest.hosts) if manifest else [],
+           "problems": problems}
+    json.dump(doc, stream, indent=2)
+    stream.write("\n")
 
 
 def drift_text(report, stream: TextIO = sys.stdout) -> None:
@@ -180,10 +205,14 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 2000) -> str:
     the full plan below, cut before `limit` characters with a note."""
     lines = [f"### virt-reconcile plan ({revision(plan)})", ""]
     lines += [f"> [!CAUTION]\n> **Not planned:** {p}\n" for p in plan.problems]
+    kept = [f"- `{k['address']}`: {k['reason']}" for k in plan.kept]
+    if kept:
+        kept = ["", f"**Kept** (owned, no longer in the manifests): {len(kept)}", ""] + kept
     if plan.empty:
-        return "\n".join(lines + ["**No changes.** The hosts match the manifests.", ""])
+        return "\n".join(lines + ["**No changes to apply.**" if kept else
+                                   "**No changes.** The hosts match the manifests.", *kept, ""])
     acts, imps = summary_parts(plan)
-    lines += [f"**Plan:** {acts}.<br>**Impact:** {imps}."]
+    lines += [f"**Plan:** {acts}.<br>**Impact:** {imps}."] + kept
     risky = [a for a in plan.actions if a.impact in ("destructive", "disruptive")]
     if risky:
         lines += ["", "> [!WARNING]", "> **Destructive or disruptive changes:**"]

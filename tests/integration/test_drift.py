@@ -19,7 +19,7 @@ def virsh(*args: str) -> None:
 
 def findings(env, *extra):
     report = env.dir.parent / "drift.json"
-    done = env.run("drift", str(env.dir), "--json", str(report), *extra)
+    done = env.run("drift", str(env.dir), "--report", str(report), *extra)
     doc = json.loads(report.read_text())
     mine = {(f["class"], f["kind"], f["name"].replace(env.prefix + "-", "")): f
             for f in doc["findings"] if env.prefix in f["name"]}

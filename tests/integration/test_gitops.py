@@ -82,7 +82,7 @@ def test_status_lists_managed_with_commit_and_unmanaged(env):
     env.converge()
     env.conn.networkDefineXML(f"<network><name>{env.name('hand')}</name></network>")
     done = env.run("status", str(env.dir), "--json")
-    entries = {(e["kind"], e["name"]): e for e in json.loads(done.stdout)["local"]}
+    entries = {(e["kind"], e["name"]): e for e in json.loads(done.stdout)["hosts"]["local"]}
     assert entries[("Guest", env.name("vm"))]["status"] == "managed"
     assert entries[("Guest", env.name("vm"))]["state"] == "running"
     assert entries[("Network", env.name("hand"))]["status"] == "unmanaged"
@@ -130,7 +130,7 @@ def test_forget_releases_an_object(env):
     env.converge()
     done = env.run("forget", "Guest/" + env.name("vm"), str(env.dir))
     assert done.returncode == 0, done.stderr
-    status = json.loads(env.run("status", str(env.dir), "--json").stdout)["local"]
+    status = json.loads(env.run("status", str(env.dir), "--json").stdout)["hosts"]["local"]
     assert {"kind": "Guest", "name": env.name("vm"), "status": "unmanaged"}.items() <= \
         next(e for e in status if e["name"] == env.name("vm")).items()
     done = env.run("plan", str(env.dir))
@@ -229,6 +229,6 @@ def test_kill_9_mid_apply_then_rerun_converges_with_everything_owned(env):
         lock_id = done.stderr.split("lock ")[1].split()[0]
         assert env.run("unlock", lock_id, str(env.dir)).returncode == 0
     env.converge()
-    status = json.loads(env.run("status", str(env.dir), "--json").stdout)["local"]
+    status = json.loads(env.run("status", str(env.dir), "--json").stdout)["hosts"]["local"]
     mine = [e for e in status if env.prefix in e["name"]]
     assert mine and all(e["status"] == "managed" for e in mine), mine

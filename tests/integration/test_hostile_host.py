@@ -161,7 +161,7 @@ def test_reports_into_a_missing_or_unusable_place_are_clear_errors(env):
     before = good.read_text()
     a_file = env.dir.parent / "plain-file"
     a_file.write_text("x")
-    for option in ("--metrics", "--json"):
+    for option in ("--metrics", "--report"):
         for target in (env.dir.parent / "no" / "such" / "dir" / "out", a_file / "out"):
             done = env.run("drift", str(env.dir), option, str(target))
             assert done.returncode == 1 and f"Error: cannot write {target}:" in done.stderr, done.stderr
