@@ -137,13 +137,7 @@ def plan(paths: list[Path] = PathsArg,
     except ReconcilerError as exc:
         _fail(exc)
     fmt = "json" if json_out else fmt
-    if fmt == "json":
-        report.plan_json(the_plan, sys.stdout)
-    elif fmt == "markdown":
-        sys.stdout.write(report.plan_markdown(the_plan))
-    else:
-        report.plan_text(the_plan, sys.stdout)
-        report.plan_unmanaged(the_plan, sys.stdout)
+    report.plan_as(the_plan, fmt)
     report.plan_problems(the_plan)
     _warn_dirty(the_plan)
     if out and fmt == "text":
@@ -370,12 +364,8 @@ def show(plan_file: Path = typer.Argument(..., metavar="PLANFILE", help="a plan 
         saved = Plan.load(plan_file)
     except ReconcilerError as exc:
         _fail(exc)
-    if fmt == "json":
-        report.plan_json(saved, sys.stdout)
-    elif fmt == "markdown":
-        sys.stdout.write(report.plan_markdown(saved))
-    else:
-        report.plan_text(saved, sys.stdout)
+    report.plan_as(saved, fmt)
+    if fmt == "text":
         typer.echo(f"\nSaved {saved.created_at} by virt-reconcile {saved.tool_version}; "
                    f"apply it with: virt-reconcile apply --plan {plan_file}")
     raise typer.Exit(EXIT_OK)

@@ -96,6 +96,17 @@ def _kept_text(plan: Plan, stream: TextIO) -> None:
             print(f"  = {entry['address']}  # {entry['reason']}", file=stream)
 
 
+def plan_as(plan: Plan, fmt: str, stream: TextIO = sys.stdout) -> None:
+    """The plan in `fmt`: text (with the unmanaged parts, when asked for), json or markdown."""
+    if fmt == "json":
+        plan_json(plan, stream)
+    elif fmt == "markdown":
+        stream.write(plan_markdown(plan))
+    else:
+        plan_text(plan, stream)
+        plan_unmanaged(plan, stream)
+
+
 def plan_unmanaged(plan: Plan, stream: TextIO = sys.stdout) -> None:
     """The parts of each declared object that no manifest field manages (kept as they are)."""
     if plan.unmanaged:
