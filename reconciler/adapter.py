@@ -259,6 +259,15 @@ class Host:
         """Power off a guest, stop a network or pool, at once."""
         self._lookup(kind, name).destroy()
 
+    @_libvirt("suspend")
+    def suspend(self, kind: str, name: str) -> None:
+        """Pause a running guest (its vCPUs stop; its memory stays)."""
+        self.conn.lookupByName(name).suspend()
+
+    @_libvirt("resume")
+    def resume(self, kind: str, name: str) -> None:
+        self.conn.lookupByName(name).resume()
+
     @_libvirt("shutdown")
     def shutdown(self, kind: str, name: str) -> None:
         """Ask a guest to shut down (ACPI); it may take its time or ignore it."""

@@ -245,7 +245,8 @@ def _warn_dirty(the_plan: Plan) -> None:
              "the owner records say so")
 
 
-def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_timeout, as_json=False) -> int:
+def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_timeout, as_json=False,
+                show_unmanaged=False) -> int:
     try:
         result = monitor.run(paths, host, repair, options, lock_timeout, _err)
     except ReconcilerError as exc:
@@ -254,7 +255,7 @@ def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_time
         json.dump(monitor.report_json(result), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        report.drift_text(result, sys.stdout)
+        report.drift_text(result, sys.stdout, show_unmanaged)
     try:
         if json_file:
             monitor.write_json(result, json_file)
@@ -274,11 +275,14 @@ def drift(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
           repair: bool = typer.Option(False, "--repair", help="apply corrective changes to drifted objects"),
           restart: bool = typer.Option(False, "--restart", help="with --repair: restart guests that need it"),
           force_stop: bool = typer.Option(False, "--force-stop", help="with --repair: power off guests that do not shut down"),
-          lock_timeout: int = LockTimeout) -> None:
+          lock_timeout: int = LockTimeout,
+          show_unmanaged: bool = typer.Option(False, "--show-unmanaged",
+                                              help="also list, per owned object, the parts no manifest field manages")) -> None:
     """Report what changed outside git (read-only unless --repair). Exit 0 in sync, 2 drift or
     pending changes, 1 error."""
     raise typer.Exit(_drift_once(paths, host, json_file, metrics_file, repair,
-                                 Options(restart=restart, force_stop=force_stop), lock_timeout, json_out))
+                                 Options(restart=restart, force_stop=force_stop), lock_timeout, json_out,
+                                 show_unmanaged))
 
 
 @app.command()

@@ -61,6 +61,11 @@ def project(desired: dict, live: dict, applied: dict | None = None, exclusive=()
     return out
 
 
+def get_path(values: dict, path: list) -> Any:
+    """The value at `path` in nested `values`, or None."""
+    return _get(values, path)
+
+
 def _get(values: dict, path: list) -> Any:
     for part in path:
         if not isinstance(values, dict) or part not in values:
@@ -113,6 +118,13 @@ def diff(desired: dict, live: dict, applied: dict | None = None, required: set[s
             for change in _per_item(path, _get(have, path), _get(desired, path)):
                 changes.setdefault(change.path, change)
     return sorted(changes.values(), key=lambda c: c.path)
+
+
+def running_diff(kind: str, desired: dict, running: dict) -> list[FieldChange]:
+    """Fields declared `runtime` whose value in the running object differs from `desired` (what
+    `virsh setvcpus --live` or `change-media --live` change without touching the saved definition)."""
+    return [fc for fc in diff(desired, running)
+            if getattr(fields.declaration(kind, fc.parts), "runtime", False)]
 
 
 def _per_item(path: list[str], before: Any, after: Any) -> list[FieldChange]:

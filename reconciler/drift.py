@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from . import desired as desired_mod, fields, ownership
-from .diff import diff, flatten
+from .diff import diff, flatten, get_path, running_diff
 from .inventory import host_inventory, unreadable
 from .live import HostState
 from .manifest import Manifest
@@ -49,14 +49,22 @@ def _changes(want, before: dict, after: dict, applied: dict | None = None, requi
 
 def _runtime(host: str, kind: str, name: str, want, live) -> list[Finding]:
     if kind == "Guest":
-        state = "running" if live.active else "shutoff"
+        state = "shutoff" if not live.active else "paused" if live.paused else "running"
         out = []
         if want.state != state:
             out.append(Finding(host, kind, name, "runtime", f"the guest is {state}; the manifest says {want.state}",
                                [{"path": "state", "before": state, "after": want.state}]))
-        elif ownership.restart_pending(live):
+        if live.active and ownership.restart_pending(live):
             out.append(Finding(host, kind, name, "runtime", "the running guest runs an older definition "
                                "(restart pending)"))
+        elif live.active and live.live_xml is not None:
+            saved = fields.read(kind, live.root)
+            running = [{"path": want.manifest_path(c.parts) + " (running)", "before": c.before, "after": c.after}
+                       for c in running_diff(kind, saved, fields.read(kind, live.live_root))
+                       if get_path(want.fields, c.parts) is not None]      # fields the manifest manages
+            if running:
+                out.append(Finding(host, kind, name, "runtime", "the running guest differs from its saved "
+                                   "definition (changed live only; running -> saved)", running))
         return out
     if kind in ("Network", "StoragePool") and not live.active:
         return [Finding(host, kind, name, "runtime", "not active",
@@ -82,8 +90,19 @@ def _owned(host: str, item, want, live, rec) -> list[Finding]:
     return out + _runtime(host, kind, name, want, live)
 
 
-def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.Context) -> list[Finding]:
-    """Every finding for one host (empty: in sync)."""
+def unmanaged_parts(kind: str, want, live, rec) -> list[str]:
+    """What no manifest field manages in an owned object: repeated elements the manifest never
+    stated (a disk added by hand) and elements no field declares. Reported, never drift."""
+    managed = {k: {**(want.fields.get(k) or {}), **(rec.fields.get(k) or {})}
+               for k in want.fields if isinstance(want.fields.get(k), dict)}
+    return fields.unmanaged_items(kind, fields.read(kind, live.root), managed, want.exclusive) \
+        + fields.unmanaged(kind, live.root)
+
+
+def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.Context,
+             unmanaged: dict | None = None) -> list[Finding]:
+    """Every finding for one host (empty: in sync); with `unmanaged`, also the unmanaged parts of
+    each owned object (address -> parts)."""
     owned = ownership.records(state, ctx.instance)
     findings: list[Finding] = []
     declared = set()
@@ -108,6 +127,8 @@ def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.C
                                     "managed by this instance (adopt it)"))
         else:
             findings += _owned(host, item, want, live, rec)
+            if unmanaged is not None:
+                unmanaged[str(item.ref)] = unmanaged_parts(item.ref.kind, want, live, rec)
     for entry in host_inventory(state, ctx.instance):
         key = (entry.kind, entry.name)
         if key in declared:

@@ -69,6 +69,7 @@ class F:
     manifest: str | None = None   # its path in a manifest's spec, when not its name
     live: Callable | None = None  # liverules: how a change reaches the running object (None: restart)
     adopt: Callable | None = None  # the value as a manifest writes it (None: left out); default as read
+    runtime: bool = False         # a running object's value is compared too (it can be changed live only)
 
     def set(self, node, value) -> None:
         """Write `value` below `node` (None or the default: remove what the path names)."""
@@ -292,7 +293,7 @@ DOMAIN = {
                "current": F("currentMemory", size, write=write_size("currentMemory"), required=True,
                             live=liverules.memory_current, adopt=human_size)},
     "vcpus": {"max": F("vcpu", lambda n: int(text(n)), write=write_vcpu_max, required=True),
-              "current": F("vcpu/@current", int, required=True, live=liverules.vcpus_current)},
+              "current": F("vcpu/@current", int, required=True, live=liverules.vcpus_current, runtime=True)},
     "machine": F("os/type/@machine", required=True),
     "cpu": {"mode": F("cpu/@mode", write=write_cpu_mode)},
     "boot": L("os/boot/@dev", write=write_boot),
@@ -302,7 +303,7 @@ DOMAIN = {
         "format": F("driver/@type", default=""),
         "volume": F("source", volume_ref, default="", write=write_disk_volume, also=("@type",)),
         "path": F("source/@file", path, default="", write=write_disk_path, also=("@type",),
-                  live=liverules.cdrom_media),
+                  live=liverules.cdrom_media, runtime=True),
         "readonly": F("readonly", exists, default=False),
     }, live=liverules.hotplug, key_field="target"),
     "interfaces": Items("devices/interface[@type='network']", "mac/@address", {
@@ -503,6 +504,18 @@ def unmanaged(kind: str, xml: str | etree._Element) -> list[str]:
 
     walk(root, "")
     return [f"{p} x{n}" if n > 1 else p for p, n in sorted(counts.items())]
+
+
+def unmanaged_items(kind: str, live: dict, managed: dict, exclusive=()) -> list[str]:
+    """Repeated elements on the host that the manifest neither states nor stated at the last
+    apply (a disk added by hand): `disks[vdz]`. `live` and `managed` are read values (fields.read);
+    an exclusive collection has none (apply removes them)."""
+    out = []
+    for name, spec in TABLES[kind].items():
+        if isinstance(spec, Items) and name not in exclusive:
+            for key in sorted(set(live.get(name) or {}) - set(managed.get(name) or {})):
+                out.append(manifest_path(kind, [name, key], {}))
+    return out
 
 
 def parse(xml: str | etree._Element) -> etree._Element:

@@ -19,10 +19,13 @@ def status(paths: list[Path], only_host: str | None = None,
     out = {}
     for host, state in states.items():
         out[host] = inventory.host_inventory(state, manifest.hosts[host].spec.instance)
+        records = ownership.records(state, manifest.hosts[host].spec.instance)
         for entry in out[host]:
             live = state.get(entry.kind, entry.name)
             if show_unmanaged and entry.status == "managed" and live is not None:
-                entry.unmanaged = fields.unmanaged(entry.kind, live.root)
+                rec = records.get((entry.kind, entry.name))
+                entry.unmanaged = fields.unmanaged_items(entry.kind, fields.read(entry.kind, live.root),
+                                                         rec.fields if rec else {}) + fields.unmanaged(entry.kind, live.root)
     return out, errors
 
 

@@ -287,7 +287,8 @@ class Cpu(Strict):
 
 
 class GuestSpec(Strict):
-    state: Literal["running", "shutoff"] = "running"
+    state: Literal["running", "shutoff", "paused"] = Field(
+        "running", description="paused: started (when shut off) and kept paused (its vCPUs stopped)")
     autostart: bool = False
     vcpus: Annotated[Vcpus, _short_form("max")]
     memory: Annotated[Memory, _short_form("max")]

@@ -23,6 +23,7 @@ class HostReport:
     error: str | None = None
     duration: float = 0.0
     repaired: list[Result] = field(default_factory=list)
+    unmanaged: dict[str, list[str]] = field(default_factory=dict)   # owned object -> parts no field manages
 
     @property
     def in_sync(self) -> bool:
@@ -54,11 +55,12 @@ def run(paths: list[Path], only_host: str | None = None, repair: bool = False,
         ctx = desired.Context(manifest.hosts[host].spec.instance, prov)
         try:
             state = pipeline.observe_host(manifest, host, uri)
-            entry.findings = drift.classify(manifest, host, state, ctx)
+            entry.findings = drift.classify(manifest, host, state, ctx, entry.unmanaged)
             if repair:
                 entry.repaired = _repair(manifest, host, uri, ctx, entry.findings, options, lock_timeout, say)
                 state = pipeline.observe_host(manifest, host, uri)
-                entry.findings = drift.classify(manifest, host, state, ctx)
+                entry.unmanaged = {}
+                entry.findings = drift.classify(manifest, host, state, ctx, entry.unmanaged)
         except ReconcilerError as exc:
             entry.error = str(exc)
         entry.duration = time.monotonic() - start
@@ -67,10 +69,12 @@ def run(paths: list[Path], only_host: str | None = None, repair: bool = False,
 
 
 def _repair(manifest, host, uri, ctx, findings, options, lock_timeout, say) -> list[Result]:
-    """Apply corrective changes for objects that drifted and have no pending git change."""
+    """Apply corrective changes for objects that drifted (or whose running state differs) and
+    have no pending git change."""
     pending = {f.address for f in findings if f.klass == "pending"}
-    targets = {f.address for f in findings if f.klass == "drift"} - pending
-    for address in sorted({f.address for f in findings if f.klass == "drift"} & pending):
+    fixable = {f.address for f in findings if f.klass in ("drift", "runtime")}
+    targets = fixable - pending
+    for address in sorted(fixable & pending):
         say(f"{address}: drifted, but the manifests changed too: not repaired (use apply)")
     if not targets:
         return []
@@ -88,7 +92,7 @@ def report_json(report: DriftReport) -> dict:
         "created_at": datetime.fromtimestamp(report.started, timezone.utc).isoformat(timespec="seconds"),
         "git": report.git,
         "hosts": {h.host: {"uri": h.uri, "in_sync": h.in_sync, "error": h.error, "duration_seconds": round(h.duration, 3),
-                           "counts": drift.counts(h.findings),
+                           "counts": drift.counts(h.findings), "unmanaged": h.unmanaged,
                            "repaired": [r.__dict__ for r in h.repaired]} for h in report.hosts},
         "findings": [f.to_json() for h in report.hosts for f in h.findings],
     }

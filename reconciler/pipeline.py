@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import (desired, fields, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership,
+from . import (desired, drift, fields, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership,
                planners, rng)
 from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Progress, Result, Silent, apply
@@ -123,7 +123,7 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
             key = (item.ref.kind, item.ref.name)
             live = state.get(*key)
             if options.show_unmanaged and live is not None:
-                plan.unmanaged[str(item.ref)] = fields.unmanaged(item.ref.kind, live.root)
+                plan.unmanaged[str(item.ref)] = drift.unmanaged_parts(item.ref.kind, want, live, owned.get(key))
             action = planners.PLANNERS[item.ref.kind](want, live, owned.get(key))
             if action is not None:
                 problems += _schema_problems(item, action)

@@ -21,6 +21,7 @@ IMPACT_HELP = {
     "destructive": "data is lost: apply needs --allow-destroy",
 }
 SYMBOLS = {"create": "+", "update": "~", "recreate": "-/+", "delete": "-", "start": ">", "stop": "#",
+           "pause": "||", "resume": ">>",
            "restart": "@"}
 
 
@@ -47,6 +48,8 @@ class OpName(str, Enum):
     BUILD_POOL = "build_pool"
     START = "start"
     STOP = "stop"
+    SUSPEND = "suspend"
+    RESUME = "resume"
     SET_AUTOSTART = "set_autostart"
     SET_MEMORY = "set_memory"
     SET_VCPUS = "set_vcpus"

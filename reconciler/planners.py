@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from . import fields
 from .desired import Desired
-from .diff import FieldChange, diff, flatten
+from .diff import FieldChange, diff, flatten, running_diff
 from .edit import Edit
 from .liverules import LiveChange
 from .live import LiveObject
@@ -81,7 +81,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
     if live is None:
         ops = [Op(OpName.DEFINE_DOMAIN, {"xml": desired.xml})]
         ops += [Op(OpName.SET_AUTOSTART, {"flag": True})] if desired.autostart else []
-        ops += [Op(OpName.START)] if desired.state == "running" else []
+        ops += [Op(name) for name in _STATE_OPS.get(("shutoff", desired.state), ("", []))[1]]
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
     have = fields.read("Guest", live.root)
     field_changes = _changes(desired, have, record)
@@ -96,20 +96,23 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
     else:
         changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live") for fc in field_changes]
     pending = restart_pending(live)
+    if running and not pending:         # the running guest should run what is saved
+        changes += _running_changes(desired, field_changes, run_values, slots, live_ops)
     if field_changes or owner_hash(live.root) != desired.hash:
         ops += live_ops + [_edit(desired, field_changes)]
         changes += _marker(field_changes, live, desired)
         if running and all(c.impact == "live" for c in changes) and not pending:
             ops.append(Op(OpName.SET_LIVE_OWNER, {"xml": desired.marker}))
     changes += _autostart(desired, live, ops)
+    if running and not field_changes and not any(o in ops for o in live_ops):
+        ops = live_ops + ops             # only the running guest differs: live ops alone
     needs_restart = any(c.impact == "restart" for c in changes) or pending
-    if desired.state == "running" and not live.active:
-        changes.append(Change("state", "shutoff", "running", "live"))
-        ops.append(Op(OpName.START))
-    elif desired.state == "shutoff" and live.active:
-        changes.append(Change("state", "paused" if live.paused else "running", "shutoff", "disruptive"))
-        ops.append(Op(OpName.STOP) if live.paused else Op(OpName.SHUTDOWN))   # a paused guest cannot shut down
-    elif needs_restart:
+    now = "shutoff" if not live.active else "paused" if live.paused else "running"
+    if desired.state != now:
+        state_change = _STATE_OPS[(now, desired.state)]
+        changes.append(Change("state", now, desired.state, state_change[0]))
+        ops += [Op(name) for name in state_change[1]]
+    elif needs_restart and now == "running":
         if pending and not field_changes:
             changes.append(Change("definition", "running an older definition", "saved definition", "restart"))
         ops.append(Op(OpName.RESTART))
@@ -119,13 +122,46 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
     return _action(desired, verb, reason, changes, ops, have)
 
 
+# (live state, wanted state) -> (impact, ops); a paused guest cannot shut down: it is powered off.
+_STATE_OPS = {
+    ("shutoff", "running"): ("live", [OpName.START]),
+    ("shutoff", "paused"): ("live", [OpName.START, OpName.SUSPEND]),
+    ("running", "shutoff"): ("disruptive", [OpName.SHUTDOWN]),
+    ("running", "paused"): ("disruptive", [OpName.SUSPEND]),
+    ("paused", "running"): ("live", [OpName.RESUME]),
+    ("paused", "shutoff"): ("disruptive", [OpName.STOP]),
+}
+_STATE_VERBS = {("shutoff", "running"): "start", ("shutoff", "paused"): "start", ("running", "paused"): "pause",
+                ("paused", "running"): "resume"}
+
+
+def _running_changes(desired: Desired, field_changes, run_values: dict, slots: list[int],
+                     live_ops: list[Op]) -> list[Change]:
+    """Fields declared `runtime` whose running value differs from the saved one the manifest
+    wants (changed with `virsh setvcpus --live`, `change-media --live`...): made live again
+    through their live rule (else they wait for a restart). Shown as `PATH (running)`."""
+    saved = {fc.path for fc in field_changes}
+    out = []
+    for fc in running_diff(desired.ref.kind, desired.fields, run_values):
+        if fc.path in saved:
+            continue
+        op = _live_op(desired, fc, run_values, slots, live_ops)
+        live_ops += [op] if op else []
+        out.append(Change(desired.manifest_path(fc.parts) + " (running)", fc.before, fc.after,
+                          "live" if op else "restart"))
+    return out
+
+
 def _guest_verb(changes: list[Change], field_changes, pending: bool) -> tuple[str, str]:
     paths = {c.path for c in changes}
     if not field_changes and paths <= {"state", "definition", "autostart"}:
         if "state" in paths:
-            return ("start" if changes[-1].after == "running" else "stop"), "state differs from the manifest"
+            state = next(c for c in changes if c.path == "state")
+            return _STATE_VERBS.get((state.before, state.after), "stop"), "state differs from the manifest"
         if "definition" in paths:
             return "restart", "the running guest differs from its saved definition: a restart is pending"
+    if not field_changes and all(c.path.endswith(" (running)") for c in changes):
+        return "update", "the running guest differs from its saved definition (changed live only)"
     if any(c.impact == "restart" for c in changes):
         return "update", "saved definition changes; the running guest keeps the old one until it restarts"
     return "update", "fields differ from the manifest"

@@ -190,8 +190,8 @@ def validate_json(manifest, error, stream: TextIO = sys.stdout) -> None:
     stream.write("\n")
 
 
-def drift_text(report, stream: TextIO = sys.stdout) -> None:
-    """Stable event lines per finding and a summary per host."""
+def drift_text(report, stream: TextIO = sys.stdout, show_unmanaged: bool = False) -> None:
+    """Stable event lines per finding and a summary per host (and the parts no field manages)."""
     for h in report.hosts:
         if h.error:
             print(f"host {h.host}: ERROR {h.error}", file=stream)
@@ -201,6 +201,9 @@ def drift_text(report, stream: TextIO = sys.stdout) -> None:
             for ch in f.changes:
                 print(f"    {ch['path']}: {value(ch['path'], ch['before'])} -> {value(ch['path'], ch['after'])}",
                       file=stream)
+        for address, parts in (h.unmanaged.items() if show_unmanaged else ()):
+            if parts:
+                print(f"{address} not managed (kept as they are): {', '.join(parts)}", file=stream)
         for r in h.repaired:
             print(f"{r.address} repaired: {r.status}{': ' + r.message if r.message else ''}", file=stream)
         counts = {k: sum(f.klass == k for f in h.findings) for k in CLASSES}
