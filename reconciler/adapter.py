@@ -18,7 +18,11 @@ except ImportError:
                     "or 'pip install libvirt-python' with libvirt-dev (libvirt-devel), pkg-config and a C "
                     "compiler installed") from None
 
+from lxml import etree
+
+from . import fields
 from .live import HostState, LiveObject, capabilities
+from .ownership import LOCK_USAGE, RECORD_USAGE
 
 libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions, not stderr noise
 
@@ -27,7 +31,8 @@ libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions
 KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
 # Errors that mean "the object went away while we read it" (another client deleted it).
 _GONE = {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
-         libvirt.VIR_ERR_NO_STORAGE_VOL}
+         libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_SECRET}
+TOOL_USAGES = (RECORD_USAGE, LOCK_USAGE)
 _events_started = threading.Lock()
 _events_running = False
 
@@ -139,6 +144,8 @@ class Host:
         with _call("read", self.uri):
             state = HostState(self.name, self.uri, capabilities(self.conn.getCapabilities()))
             state.facts.memory_kib = self.conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)["total"]
+            state.facts.interfaces = self._interfaces()
+            state.secrets = self._secrets()
             for dom in self.conn.listAllDomains(0):
                 self._keep(state, _gone(lambda dom=dom: self._domain(dom)))
             for net in self.conn.listAllNetworks(0):
@@ -155,6 +162,34 @@ class Host:
                 if state.objects[("StoragePool", name)].active and self._volumes(state, name, pools[name]):
                     state.listed_pools.add(name)
         return state
+
+    def _interfaces(self) -> dict[str, str] | None:
+        """The host's network interfaces and their types (libvirt's udev backend); None when the
+        driver cannot list them."""
+        try:
+            listed = self.conn.listAllInterfaces(0)
+        except libvirt.libvirtError:
+            return None
+        out = {}
+        for iface in listed:
+            try:
+                out[iface.name()] = fields.parse(iface.XMLDesc(0)).get("type", "")
+            except (libvirt.libvirtError, etree.XMLSyntaxError):
+                continue          # gone meanwhile, or unreadable: not a bridge we can use
+        return out
+
+    def _secrets(self) -> dict[str, str]:
+        """The tool's own secrets (ownership records, locks): usage -> XML."""
+        out = {}
+        for secret in self.conn.listAllSecrets(0):
+            try:
+                if secret.usageType() == libvirt.VIR_SECRET_USAGE_TYPE_VOLUME and \
+                        secret.usageID().startswith(TOOL_USAGES):
+                    out[secret.usageID()] = secret.XMLDesc(0)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_SECRET:
+                    raise
+        return out
 
     @staticmethod
     def _keep(state: HostState, obj: LiveObject | None) -> LiveObject | None:
@@ -245,6 +280,19 @@ class Host:
     def define(self, kind: str, name: str, xml: str) -> None:
         """Define (or redefine) an object from its whole XML, checked against libvirt's schema."""
         self._DEFINE[kind](self.conn, xml)
+
+    @_libvirt("define")
+    def define_secret(self, kind: str, usage: str, xml: str) -> None:
+        """Define (or replace, same UUID) a secret; refused when another holds its usage."""
+        self.conn.secretDefineXML(xml, 0)
+
+    @_libvirt("read")
+    def secret_xml(self, kind: str, usage: str) -> str:
+        return self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_VOLUME, usage).XMLDesc(0)
+
+    @_libvirt("undefine")
+    def undefine_secret(self, kind: str, usage: str) -> None:
+        self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_VOLUME, usage).undefine()
 
     @_libvirt("build")
     def build_pool(self, kind: str, name: str) -> None:

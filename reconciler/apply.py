@@ -71,7 +71,7 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
             args["xml"] = ownership.stamp(args["xml"], _now())
         if op.name is OpName.SET_LIVE_OWNER:
             args["xml"] = ownership.stamp_marker(args["xml"])
-        if op.name is OpName.RECORD:
+        if op.name is OpName.RECORD and not args["record"].get("applied"):   # a moved record keeps its time
             args["record"] = dict(args["record"], applied=_now())
         if op.name is OpName.FORGET:
             args["instance"] = instance

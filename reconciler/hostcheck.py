@@ -1,10 +1,20 @@
-"""What a host will refuse, found at plan time from what was read (pure: no libvirt calls).
+"""What a host will refuse, found at plan time from what was read (no libvirt calls), so apply
+does not stop halfway.
 
 Validation knows libvirt's own limits; these depend on the host: the domain types and machine
-types it offers (with their vCPU limits), its memory, and the free space of its pools."""
+types it offers (with their vCPU limits), its memory, the free space of its pools, the host
+bridges networks name. On a host that is this machine, files are checked too: disk images and
+media are readable, pool directories can be created, and guests that will start have their
+firmware (loader, NVRAM template, firmware descriptors for `firmware='efi'`) and swtpm for an
+emulated TPM. A remote host's files cannot be seen through libvirt's read-only API: there
+these checks are left to libvirt at apply."""
 from __future__ import annotations
 
-from . import fields
+import os
+import shutil
+from pathlib import Path
+
+from . import fields, hostnet
 from .errors import Diagnostic
 from .live import HostState
 from .manifest import Item
@@ -37,6 +47,77 @@ def _guest(item: Item, state: HostState) -> list[Diagnostic]:
     return out
 
 
+def _network(item: Item, state: HostState) -> list[Diagnostic]:
+    spec, known = item.spec, state.facts.interfaces
+    if spec.forward != "bridge" or known is None:
+        return []
+    if spec.bridge not in known:
+        bridges = ", ".join(sorted(n for n, t in known.items() if t == "bridge")) or "none"
+        return [_diag(item, ("spec", "bridge"), f"host {state.host!r} has no interface {spec.bridge!r} "
+                                                f"(its bridges: {bridges})")]
+    if known[spec.bridge] != "bridge":
+        return [_diag(item, ("spec", "bridge"), f"{spec.bridge!r} on host {state.host!r} is not a bridge "
+                                                f"(libvirt reports an interface of type {known[spec.bridge]!r})")]
+    return []
+
+
+def _creatable(path: str) -> str | None:
+    """Why directory `path` cannot be made here, or None (it exists, or its first existing parent
+    is a writable directory)."""
+    target = Path(path)
+    if target.is_dir():
+        return None
+    for parent in [target, *target.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is not a directory"
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f"{parent} is not writable"
+            return None
+    return None
+
+
+def _local_files(item: Item, state: HostState) -> list[Diagnostic]:
+    """Files a local host must have for `item`: creatable pool directories; readable images and
+    media of a guest that runs (a shut-off guest's are only needed when it starts)."""
+    out = []
+    if item.ref.kind == "StoragePool":
+        why = _creatable(item.spec.path)
+        if why:
+            out.append(_diag(item, ("spec", "path"), f"the pool directory cannot be created: {why}"))
+    elif item.ref.kind == "Guest" and item.spec.state != "shutoff":     # QEMU opens them when it starts
+        for n, disk in enumerate(item.spec.disks):
+            if disk.path and not os.path.isfile(disk.path) and not Path(disk.path).is_block_device():
+                out.append(_diag(item, ("spec", "disks", n, "path"), f"{disk.path} does not exist on host "
+                                                                      f"{state.host!r} (or is not a file)"))
+            elif disk.path and not os.access(disk.path, os.R_OK):
+                out.append(_diag(item, ("spec", "disks", n, "path"), f"{disk.path} is not readable"))
+    return out
+
+
+FIRMWARE_DESCRIPTORS = (Path("/usr/share/qemu/firmware"), Path("/etc/qemu/firmware"))
+
+
+def _boot_needs(item: Item, state: HostState) -> list[Diagnostic]:
+    """A guest that will start (a local host): its firmware files and swtpm, from its saved
+    definition (firmware and TPM the manifest does not state stay as they are: edit in place)."""
+    live = state.get("Guest", item.ref.name)
+    if item.spec.state == "shutoff" or live is None or live.active:
+        return []
+    root, out, where = live.root, [], ("spec", "state")
+    for path in root.xpath("os/loader/text() | os/nvram/@template"):
+        if not os.path.exists(str(path).strip()):
+            out.append(_diag(item, where, f"its firmware file {str(path).strip()} is missing on host {state.host!r} "
+                                          "(install OVMF, or fix <os> with virsh edit)"))
+    if root.xpath("os[@firmware='efi']") and not root.xpath("os/loader/text()") and not any(
+            d.is_dir() and any(d.glob("*.json")) for d in FIRMWARE_DESCRIPTORS):
+        out.append(_diag(item, where, f"it asks for UEFI firmware and host {state.host!r} has no firmware "
+                                      "descriptors (install OVMF)"))
+    if root.xpath("devices/tpm/backend[@type='emulator']") and not shutil.which("swtpm"):
+        out.append(_diag(item, where, f"its emulated TPM needs swtpm, which host {state.host!r} lacks (install swtpm)"))
+    return out
+
+
 def _raw_volumes(items: list[Item], state: HostState) -> list[Diagnostic]:
     """New raw volumes are allocated in full: they must fit in their pool's free space."""
     out, wanted = [], {}
@@ -59,7 +140,12 @@ def _raw_volumes(items: list[Item], state: HostState) -> list[Diagnostic]:
 def problems(items: list[Item], state: HostState) -> list[Diagnostic]:
     """Everything in `items` (one host's objects) that this host would refuse."""
     out = []
+    local = hostnet.is_local(state.uri)
     for item in items:
         if item.ref.kind == "Guest":
-            out += _guest(item, state)
+            out += _guest(item, state) + (_boot_needs(item, state) if local else [])
+        elif item.ref.kind == "Network":
+            out += _network(item, state)
+        if local:
+            out += _local_files(item, state)
     return out + _raw_volumes(items, state)

@@ -36,12 +36,16 @@ def _run_state(kind: str, obj) -> str:
 
 
 def _other_inventories(state: HostState, instance: str) -> dict[tuple[str, str], str]:
-    """Pools and volumes recorded by other instances' inventory domains."""
+    """Pools and volumes recorded by other instances (their record secrets, or legacy inventory
+    domains)."""
     found = {}
     for (kind, name), obj in state.objects.items():
         if kind == "Guest" and name.startswith(ownership.INVENTORY_PREFIX) and name != ownership.inventory_name(instance):
             for key, rec in ownership.read_inventory(obj.root).items():
                 found[key] = rec.instance
+    for key, rec in ownership.secret_records(state).items():
+        if rec.instance != instance:
+            found[key] = rec.instance
     return found
 
 

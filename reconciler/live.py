@@ -39,6 +39,7 @@ class HostFacts:
     domain_types: set[str] = field(default_factory=set)      # kvm, qemu
     machines: dict[str, int] = field(default_factory=dict)  # machine type -> most vCPUs it takes
     memory_kib: int = 0     # the host's RAM (/proc/meminfo: NUMA cells under-report in some VMs)
+    interfaces: dict[str, str] | None = None   # host interface -> its type (bridge, ethernet...); None: unknown
 
 
 @dataclass
@@ -51,6 +52,7 @@ class HostState:
     objects: dict[tuple[str, str], LiveObject] = field(default_factory=dict)
     listed_pools: set[str] = field(default_factory=set)   # pools whose volumes were listed
     broken: dict[tuple[str, str], str] = field(default_factory=dict)   # unreadable XML: why
+    secrets: dict[str, str] = field(default_factory=dict)   # the tool's records and locks: usage -> XML
 
     @property
     def domain_types(self) -> set[str]:

@@ -1,8 +1,9 @@
 """Per-host locks that hold across machines, kept on the host through libvirt itself.
 
-A lock is a never-started domain named virt-reconcile-lock-INSTANCE whose UUID is the lock id.
-Defining a domain under a name that exists fails, atomically, inside libvirtd, so only one
-writer gets it, whichever machine it runs on. The description records who, what and when."""
+A lock is a libvirt secret (no value) whose usage is virt-reconcile-lock/INSTANCE and whose UUID
+is the lock id. Defining a secret whose usage another secret holds fails, atomically, inside
+libvirtd, so only one writer gets it, whichever machine it runs on; it survives a daemon restart
+and is not listed as a guest. Its description records who, what and when."""
 from __future__ import annotations
 
 import getpass
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 
 from . import __version__
 from .errors import AdapterError, ReconcilerError
-from .ownership import LOCK_PREFIX
+from .ownership import LOCK_USAGE
 from .render import render
 
 STALE_AFTER = 3600     # seconds; an older lock is reported as stale (and broken only by `unlock`)
@@ -67,11 +68,13 @@ def _alive(pid: int) -> bool:
 
 
 def lock_name(instance: str) -> str:
-    return LOCK_PREFIX + instance
+    """The usage of the instance's lock secret."""
+    return LOCK_USAGE + instance
 
 
 def lock_xml(lock: Lock) -> str:
-    return render("lock.xml.j2", name=lock_name(lock.instance), lock=asdict(lock))
+    return render("record.xml.j2", uuid=lock.id, usage=lock_name(lock.instance),
+                  description=json.dumps(asdict(lock), sort_keys=True))
 
 
 def parse(description: str) -> Lock | None:
@@ -100,36 +103,42 @@ def acquire(host, lock: Lock, timeout: float, poll: float = 1.0, say=lambda msg:
 
 
 def try_lock(host, lock: Lock) -> str | None:
-    """Define the lock domain; None when we got it, else the holder's description ("" when it
+    """Define the lock secret; None when we got it, else the holder's description ("" when it
     was released meanwhile: the caller tries again)."""
     name = lock_name(lock.instance)
     try:
-        host.define("Guest", name, lock_xml(lock))
+        host.define_secret("Secret", name, lock_xml(lock))
         return None
     except AdapterError as exc:
-        if exc.reason != "failed":       # "failed": a domain of that name (another lock) exists
-            raise
-    return read_lock(host, name) or ""
+        holder = read_lock(host, name)
+        if holder is None:                # not refused for a lock that is held: a real error
+            raise exc from None
+        return holder
+
+
+def _holder(host, name: str):
+    """The held lock secret's XML root, or None when no lock is held."""
+    from . import fields
+    try:
+        return fields.parse(host.secret_xml("Secret", name))
+    except AdapterError as exc:
+        if exc.reason == "gone":
+            return None
+        raise
 
 
 def read_lock(host, name: str) -> str | None:
-    """The description of the lock domain `name`, or None when there is none."""
-    try:
-        return host.description("Guest", name)
-    except AdapterError:
-        return None
+    """The description of the held lock `name`, or None when there is none."""
+    root = _holder(host, name)
+    return None if root is None else (root.findtext("description") or "")
 
 
 def unlock(host, name: str, lock_id: str) -> bool:
-    """Remove the lock domain if it is the lock `lock_id`; False when it is another or none."""
-    try:
-        if host.guest_uuid("Guest", name) != lock_id:
-            return False
-    except AdapterError as exc:
-        if exc.reason == "gone":
-            return False
-        raise
-    host.undefine("Guest", name)
+    """Remove the lock `name` if it is the lock `lock_id`; False when it is another or none."""
+    root = _holder(host, name)
+    if root is None or (root.findtext("uuid") or "").strip() != lock_id:
+        return False
+    host.undefine_secret("Secret", name)
     return True
 
 

@@ -1,9 +1,12 @@
 """Ownership records on the host: who applied an object, from which commit, with what content.
 
 Guests and networks carry an owner marker in their own <metadata>, written in the define call.
-Pools and volumes have no metadata in libvirt 9.0, so their records live in the metadata of one
-never-started inventory domain per instance (virt-reconcile-inventory-INSTANCE), written before
-the pool or volume is created. Everything here is pure XML work.
+Pools and volumes have no metadata in libvirt 9.0, so each one's record is a libvirt secret of
+its own (no value, private; usage `virt-reconcile/INSTANCE/KIND/NAME`, the record as JSON in its
+description), written before the pool or volume is created and removed when it is forgotten:
+secrets are defined atomically, survive daemon restarts, and are not listed as guests. Versions
+before kept them in one never-started inventory domain per instance; those are still read, and a
+plan moves them to secrets. Everything here is pure XML work.
 """
 from __future__ import annotations
 
@@ -13,13 +16,16 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from . import fields
-from .identity import OWNER_NS
+from .identity import OWNER_NS, object_uuid
 from .kinds import has_marker
 from .live import HostState
 from .render import render
 
-INVENTORY_PREFIX = "virt-reconcile-inventory-"
-LOCK_PREFIX = "virt-reconcile-lock-"
+INVENTORY_PREFIX = "virt-reconcile-inventory-"     # legacy: records kept in a domain (read, then moved)
+LOCK_PREFIX = "virt-reconcile-lock-"               # legacy lock domains (hidden from listings)
+RECORD_USAGE = "virt-reconcile/"                   # secrets: virt-reconcile/INSTANCE/KIND/NAME
+LOCK_USAGE = "virt-reconcile-lock/"                # secrets: virt-reconcile-lock/INSTANCE
+_RECORD_KEYS = ("kind", "name", "uuid", "instance", "hash", "commit", "dirty", "protect", "applied")
 NSMAP = {"vr": OWNER_NS}
 
 
@@ -125,6 +131,61 @@ def inventory_with(current_xml: str | None, instance: str, kind: str, name: str,
     return etree.tostring(root, encoding="unicode")
 
 
+def record_usage(instance: str, kind: str, name: str) -> str:
+    return f"{RECORD_USAGE}{instance}/{kind}/{name}"
+
+
+def record_secret(instance: str, kind: str, name: str, record: dict) -> str:
+    """The secret that holds one pool's or volume's record (its UUID derived, so a redefine
+    replaces it in place)."""
+    entry = {key: record.get(key) for key in _RECORD_KEYS} | {"record": record.get("record", "{}")}
+    return render("record.xml.j2", uuid=object_uuid(instance, "Record", f"{kind}/{name}"),
+                  usage=record_usage(instance, kind, name),
+                  description=json.dumps(entry, sort_keys=True, separators=(",", ":")))
+
+
+def read_secret_record(xml) -> tuple[tuple[str, str], Record] | None:
+    """(kind, name) and the record a record secret holds, or None when it holds none."""
+    root = fields.parse(xml)
+    try:
+        entry = json.loads(root.findtext("description") or "")
+        content = json.loads(entry.get("record") or "{}")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(entry, dict) or not entry.get("kind") or not entry.get("name"):
+        return None
+    rec = Record(str(entry.get("instance") or "default"), str(entry.get("hash") or ""), str(entry.get("commit") or ""),
+                 bool(entry.get("dirty")), str(entry.get("applied") or ""), bool(entry.get("protect")),
+                 content if isinstance(content, dict) else {}, entry.get("uuid"))
+    return (str(entry["kind"]), str(entry["name"])), rec
+
+
+def secret_records(state: HostState, instance: str | None = None) -> dict[tuple[str, str], Record]:
+    """Records kept in secrets (of `instance`, or of every instance)."""
+    out = {}
+    for usage, xml in state.secrets.items():
+        parts = usage.split("/", 3)
+        if not usage.startswith(RECORD_USAGE) or len(parts) != 4 or (instance and parts[1] != instance):
+            continue
+        found = read_secret_record(xml)
+        if found:
+            out[found[0]] = found[1]
+    return out
+
+
+def legacy_records(state: HostState, instance: str) -> dict[tuple[str, str], Record]:
+    """Records still in the instance's inventory domain (written by versions before 0.2)."""
+    inventory = state.get("Guest", inventory_name(instance))
+    return read_inventory(inventory.root if inventory else None)
+
+
+def record_entry(kind: str, name: str, rec: Record) -> dict:
+    """A record as the RECORD op writes it (to move a legacy record as it is)."""
+    return {"kind": kind, "name": name, "uuid": rec.uuid, "instance": rec.instance, "hash": rec.hash,
+            "commit": rec.commit, "dirty": rec.dirty, "protect": rec.protect, "applied": rec.applied,
+            "record": json.dumps(rec.content, sort_keys=True, separators=(",", ":"))}
+
+
 def stamp_marker(marker: str) -> str:
     """An owner marker element with the time of application set to now."""
     from datetime import datetime, timezone
@@ -149,8 +210,8 @@ def records(state: HostState, instance: str) -> dict[tuple[str, str], Record]:
             rec = read_marker(obj.root)
             if rec and rec.instance == instance and not is_internal(kind, name):
                 out[(kind, name)] = rec
-    inventory = state.get("Guest", inventory_name(instance))
-    for (kind, name), rec in read_inventory(inventory.root if inventory else None).items():
+    kept = legacy_records(state, instance) | secret_records(state, instance)   # secrets win
+    for (kind, name), rec in kept.items():
         live = state.get(kind, name)
         if kind == "StoragePool" and live is not None and fields.uuid_of(live.root) != rec.uuid:
             continue            # a pool of the same name made by someone else: not ours

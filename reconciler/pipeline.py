@@ -16,7 +16,7 @@ from .live import HostState, sort_out_broken
 from .manifest import Item, Manifest
 from .ownership import Provenance
 from .plan import Action, Plan
-from .prune import forget_gone, kept, plan_prune
+from .prune import forget_gone, kept, move_legacy_records, plan_prune
 
 
 @dataclass
@@ -129,6 +129,7 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
                 problems += _schema_problems(item, action)
                 plan.actions.append(action)
         declared = {(i.ref.kind, i.ref.name) for i in manifest.for_host(host)}
+        plan.actions[:0] = [a for a in move_legacy_records(host, instance, state)]
         plan.actions += forget_gone(host, declared, owned, state)
         if options.prune or manifest.hosts[host].spec.prune:
             problems += _prune(plan, host, manifest.for_host(host), owned, state, options)

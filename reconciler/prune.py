@@ -4,7 +4,7 @@ it really depends on (a volume for the guests that use it, a pool for its volume
 the guests on it), so one failure skips only what depends on it."""
 from __future__ import annotations
 
-from . import fields
+from . import fields, ownership
 from .inventory import unreadable
 from .kinds import KINDS
 from .live import HostState, LiveObject
@@ -39,6 +39,23 @@ def protected_message(host: str, kind: str, name: str, rec: Record) -> str:
 def _gone(state: HostState, kind: str, name: str) -> bool:
     """Known to be absent: not listed, and not hidden by an inactive pool or unreadable XML."""
     return state.get(kind, name) is None and not unreadable(state, kind, name) and (kind, name) not in state.broken
+
+
+def move_legacy_records(host: str, instance: str, state: HostState) -> list[Action]:
+    """Records an older version kept in the instance's inventory domain move to secrets (as they
+    are), then the domain goes: the tool's bookkeeping no longer shows up as a shut-off guest."""
+    name = ownership.inventory_name(instance)
+    if state.get("Guest", name) is None:
+        return []
+    legacy = ownership.legacy_records(state, instance)
+    moved = ownership.secret_records(state, instance)
+    ops = [Op(OpName.RECORD, {"instance": instance, "record": ownership.record_entry(kind, obj, rec)})
+           for (kind, obj), rec in sorted(legacy.items()) if (kind, obj) not in moved]
+    return [Action(host, "Guest", name, "delete", "live",
+                   f"the tool's records of {len(legacy)} pools and volumes move from this never-started "
+                   "inventory domain to libvirt secrets; the domain goes",
+                   [Change("bookkeeping", "inventory domain", "libvirt secrets", "live")], None, None,
+                   ops + [Op(OpName.UNDEFINE)], [])]
 
 
 def forget_gone(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str, str], Record],

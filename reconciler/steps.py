@@ -1,5 +1,5 @@
 """How each plan operation is carried out with the adapter's single calls: the policy the thin
-adapter leaves out (waiting for a shutdown, re-plugging taps, editing the inventory domain,
+adapter leaves out (waiting for a shutdown, re-plugging taps, writing ownership records,
 checking a volume's XML before libvirt sees it)."""
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ class HostPort(Protocol):
     def create_volume(self, kind: str, name: str, pool: str, xml: str) -> None: ...
     def delete_volume(self, kind: str, name: str, pool: str, volume: str) -> None: ...
     def resize_volume(self, kind: str, name: str, pool: str, volume: str, capacity: int, shrink: bool) -> None: ...
+    def define_secret(self, kind: str, usage: str, xml: str) -> None: ...
+    def secret_xml(self, kind: str, usage: str) -> str: ...
+    def undefine_secret(self, kind: str, usage: str) -> None: ...
 
 
 def _unprefixed(xml: str) -> str:
@@ -107,21 +110,19 @@ def drop_owner(host: HostPort, kind: str, name: str) -> None:
 
 
 def record(host: HostPort, kind: str, name: str, instance: str, record: dict | None) -> None:
-    """Set (None: remove) one pool's or volume's record in the instance's inventory domain, a
-    guest that is never started; it is defined on first use."""
-    inventory = ownership.inventory_name(instance)
+    """Set (None: remove) one pool's or volume's ownership record: a secret of its own. A record
+    names its object itself (a plan moving records runs this op on the inventory domain)."""
+    if record is not None:
+        kind, name = record.get("kind") or kind, record.get("name") or name
+    usage = ownership.record_usage(instance, kind, name)
+    if record is not None:
+        host.define_secret("Secret", usage, ownership.record_secret(instance, kind, name, record))
+        return
     try:
-        current = host.saved_xml("Guest", inventory)
+        host.undefine_secret("Secret", usage)
     except AdapterError as exc:
         if exc.reason != "gone":
             raise
-        current = ownership.inventory_domain(instance)
-    root = etree.fromstring(current.encode())
-    meta = root.find("metadata")
-    for child in list(meta):
-        meta.remove(child)
-    meta.append(etree.fromstring(ownership.inventory_with(current, instance, kind, name, record)))
-    host.define("Guest", inventory, etree.tostring(root, encoding="unicode"))
 
 
 def forget(host: HostPort, kind: str, name: str, instance: str) -> None:

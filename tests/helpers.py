@@ -26,7 +26,8 @@ IMAGES = Path("/var/lib/libvirt/images")
 
 def remove_prefixed(conn, prefix: str) -> None:
     """Remove every libvirt object named with `prefix` (guests also when the prefix is inside the
-    name: an instance's inventory and lock domains), their pool directories and image files."""
+    name: legacy inventory and lock domains; secrets whose usage holds it: an instance's records and
+    lock), their pool directories and image files."""
     import libvirt
     for dom in conn.listAllDomains(0):
         if prefix in dom.name():
@@ -48,6 +49,12 @@ def remove_prefixed(conn, prefix: str) -> None:
             pool.undefine()
             if path.name.startswith(prefix):
                 shutil.rmtree(path, ignore_errors=True)
+    for secret in conn.listAllSecrets(0):          # ownership records and locks of the test's instance
+        try:
+            if prefix in (secret.usageID() or ""):
+                secret.undefine()
+        except libvirt.libvirtError:
+            pass
     for leftover in IMAGES.glob(f"{prefix}*"):
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
 

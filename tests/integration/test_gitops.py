@@ -26,6 +26,12 @@ def drop_doc(text: str, start: str) -> str:
     return "---".join(d for d in text.split("---") if not d.lstrip().startswith(start))
 
 
+def records_of(env) -> list[str]:
+    """The instance's ownership record secrets, as KIND/NAME."""
+    usage = f"virt-reconcile/{env.name('i')}/"
+    return sorted(s.usageID()[len(usage):] for s in env.conn.listAllSecrets(0) if s.usageID().startswith(usage))
+
+
 def kinds(doc):
     return [(c["kind"], c["action"], c["name"]) for c in doc["changes"]]
 
@@ -46,8 +52,9 @@ def test_prune_deletes_only_owned_objects_in_reverse_order(env):
                           ("Volume", "delete", f"{env.name('pool')}/{env.name('data.qcow2')}"),
                           ("Network", "delete", env.name("net"))]
     env.converge("--prune", "--force-stop", "--shutdown-timeout", "1")
-    assert names_with(env) == sorted([env.name("hand"), env.name("pool"),
-                                      f"virt-reconcile-inventory-{env.name('i')}"])
+    assert names_with(env) == sorted([env.name("hand"), env.name("pool")])     # no bookkeeping guest
+    assert records_of(env) == sorted([f"StoragePool/{env.name('pool')}",
+                                      f"Volume/{env.name('pool')}/{env.name('root.qcow2')}"])
     pool = env.conn.storagePoolLookupByName(env.name("pool"))
     assert pool.listVolumes() == [env.name("root.qcow2")]
 
@@ -74,7 +81,7 @@ def test_empty_manifests_never_prune_a_host_without_allow_empty(env):
     done = env.run("plan", str(env.dir), "--prune")
     assert done.returncode == 1 and "refusing to prune them all" in done.stderr
     env.converge("--prune", "--allow-empty", "--force-stop", "--shutdown-timeout", "1")
-    assert names_with(env) == [f"virt-reconcile-inventory-{env.name('i')}"]
+    assert names_with(env) == [] and records_of(env) == []      # nothing owned: no bookkeeping left
 
 
 def test_status_lists_managed_with_commit_and_unmanaged(env):
@@ -158,7 +165,7 @@ def test_concurrent_applies_serialise(env):
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = locking.lock_name(env.name("i"))
     deadline = time.monotonic() + 60
-    while lock not in [d.name() for d in env.conn.listAllDomains(0)] and time.monotonic() < deadline:
+    while lock not in [s.usageID() for s in env.conn.listAllSecrets(0)] and time.monotonic() < deadline:
         time.sleep(0.01)                                  # the first run holds the host lock now
     second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out1, err1 = first.communicate(timeout=300)
@@ -172,7 +179,7 @@ def test_concurrent_applies_serialise(env):
 def test_stale_lock_is_reported_and_broken_only_by_its_id(env):
     env.write(BASE)
     lock = locking.Lock(env.name("i"), "apply", pid=999999)     # a run that died
-    env.conn.defineXML(locking.lock_xml(lock))
+    env.conn.secretDefineXML(locking.lock_xml(lock))
     done = env.run("apply", str(env.dir), "--auto-approve", "--lock-timeout", "1")
     assert done.returncode == 1 and lock.id in done.stderr and "STALE" in done.stderr
     done = env.run("unlock", "00000000-0000-0000-0000-000000000000", str(env.dir))
@@ -182,12 +189,15 @@ def test_stale_lock_is_reported_and_broken_only_by_its_id(env):
 
 
 def test_partial_failure_skips_dependents_and_continues(env):
-    # a pool below a regular file: valid in the manifest, but libvirt cannot build it
-    (IMAGES / env.name("file")).write_text("not a directory")
+    # a pool on the directory of a pool made by hand: valid in the manifest and on the host as
+    # plan sees it, but libvirt refuses to define a second pool on the same directory
+    shared = IMAGES / env.name("shared")
+    env.conn.storagePoolDefineXML(f"<pool type='dir'><name>{env.name('hand')}</name>"
+                                  f"<target><path>{shared}</path></target></pool>")
     broken = BASE + f"""---
 kind: StoragePool
 metadata: {{name: P-bad}}
-spec: {{path: {IMAGES}/{env.name("file")}/sub}}
+spec: {{path: {shared}}}
 ---
 kind: Volume
 metadata: {{name: P-x.qcow2}}
@@ -205,7 +215,7 @@ spec:
     assert done.returncode == 1
     out = done.stdout
     bad, vol = f"local/StoragePool/{env.name('bad')}", f"local/Volume/{env.name('bad')}/{env.name('x.qcow2')}"
-    assert f"{bad}: create failed: build StoragePool/{bad.split('/')[-1]}" in out
+    assert f"{bad}: create failed: define StoragePool/{bad.split('/')[-1]}" in out, out
     assert f"{vol}: create skipped: because {bad} did not succeed" in out
     assert f"local/Guest/{env.name('vm2')}: create skipped: because {vol} did not succeed" in out
     assert f"local/Guest/{env.name('vm')}: create done" in out
@@ -232,3 +242,34 @@ def test_kill_9_mid_apply_then_rerun_converges_with_everything_owned(env):
     status = json.loads(env.run("status", str(env.dir), "--json").stdout)["hosts"]["local"]
     mine = [e for e in status if env.prefix in e["name"]]
     assert mine and all(e["status"] == "managed" for e in mine), mine
+
+
+def test_records_of_an_older_version_move_from_the_inventory_domain_to_secrets(env):
+    """Versions before 0.2 kept pool and volume records in a never-started inventory domain: a plan
+    moves them, as they are, to secrets and removes the domain; nothing else changes."""
+    from reconciler import ownership
+    env.write(BASE.replace("state: running", "state: shutoff"))
+    env.converge()
+    instance, usage = env.name("i"), f"virt-reconcile/{env.name('i')}/"
+    secrets = [s for s in env.conn.listAllSecrets(0) if s.usageID().startswith(usage)]
+    before = {}
+    xml = ownership.inventory_domain(instance)
+    for secret in secrets:                       # the same records, as the old version kept them
+        (kind, name), rec = ownership.read_secret_record(secret.XMLDesc(0))
+        before[(kind, name)] = rec
+        meta = ownership.inventory_with(xml, instance, kind, name, ownership.record_entry(kind, name, rec))
+        xml = xml.split("<metadata>")[0] + f"<metadata>{meta}</metadata>" + xml.split("</metadata>")[1]
+        secret.undefine()
+    env.conn.defineXML(xml)
+    assert len(before) == 3                      # the pool and its two volumes
+    code, doc = env.plan()
+    assert code == 2 and kinds(doc) == [("Guest", "delete", f"virt-reconcile-inventory-{instance}")]
+    env.converge()
+    assert f"virt-reconcile-inventory-{instance}" not in [d.name() for d in env.conn.listAllDomains(0)]
+    after = {}
+    for secret in env.conn.listAllSecrets(0):
+        if secret.usageID().startswith(usage):
+            key, rec = ownership.read_secret_record(secret.XMLDesc(0))
+            after[key] = rec
+    assert {k: (r.hash, r.applied, r.commit) for k, r in after.items()} == \
+        {k: (r.hash, r.applied, r.commit) for k, r in before.items()}

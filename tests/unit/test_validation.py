@@ -141,3 +141,30 @@ def test_bad_input_exits_1_without_touching_libvirt(tmp_path, command):
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "exit 1 False"
     assert "m.yaml:7: spec.vcpus.max" in out.stderr
+
+
+def test_preflight_asks_for_swtpm_and_uefi_descriptors_of_a_guest_that_will_start(monkeypatch, tmp_path):
+    """hostcheck on a local host: a shut-off guest with an emulated TPM and firmware='efi' that the
+    manifest wants running needs swtpm and firmware descriptors (here: absent)."""
+    from reconciler import hostcheck
+    from reconciler.live import HostFacts, HostState, LiveObject
+    from reconciler.manifest import build
+    from reconciler.loader import SourceDoc
+    docs = [SourceDoc("h.yaml", 1, {"kind": "Host", "metadata": {"name": "local"}, "spec": {"uri": "qemu:///system"}}),
+            SourceDoc("g.yaml", 1, {"kind": "Guest", "metadata": {"name": "g"},
+                                    "spec": {"vcpus": 1, "memory": "64MiB"}})]
+    manifest = build(docs)
+    xml = ("<domain type='kvm'><name>g</name><memory>65536</memory><vcpu>1</vcpu>"
+           "<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type></os>"
+           "<devices><tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm></devices></domain>")
+    state = HostState("local", "qemu:///system", HostFacts({"kvm"}),
+                      {("Guest", "g"): LiveObject("Guest", "g", xml, False)})
+    monkeypatch.setattr(hostcheck.shutil, "which", lambda name: None)
+    monkeypatch.setattr(hostcheck, "FIRMWARE_DESCRIPTORS", (tmp_path / "none",))
+    found = [str(d) for d in hostcheck.problems(list(manifest.items.values()), state)]
+    assert any("needs swtpm" in d and "spec.state" in d for d in found), found
+    assert any("no firmware descriptors" in d for d in found), found
+    monkeypatch.setattr(hostcheck.shutil, "which", lambda name: "/usr/bin/swtpm")
+    monkeypatch.setattr(hostcheck, "FIRMWARE_DESCRIPTORS", (tmp_path,))
+    (tmp_path / "60-edk2.json").write_text("{}")
+    assert not [str(d) for d in hostcheck.problems(list(manifest.items.values()), state)]
