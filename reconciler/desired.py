@@ -129,8 +129,9 @@ def network(item: Item, manifest: Manifest, live: LiveObject | None, state: Host
     xml, compared, owner = _rendered("network.xml.j2", "n", n, item, ctx, () if spec.bridge else ("bridge",))
     hosts = spec.ipv4.dhcp.hosts if spec.ipv4 and spec.ipv4.dhcp else []
     parts = {("dhcp_hosts", h.mac): render("dhcp-host.xml.j2", h=h) for h in hosts}
+    declared = hosts[:item.declared_hosts] if item.declared_hosts is not None else hosts   # guests' leases: by MAC
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, "active", [], parts,
-                   owner=owner, uuid=n["uuid"], index={("dhcp_hosts", h.mac): i for i, h in enumerate(hosts)})
+                   owner=owner, uuid=n["uuid"], index={("dhcp_hosts", h.mac): i for i, h in enumerate(declared)})
 
 
 def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:

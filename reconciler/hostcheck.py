@@ -22,7 +22,7 @@ from .units import human_size
 
 
 def _diag(item: Item, path: tuple, message: str) -> Diagnostic:
-    return Diagnostic(item.source.file, item.source.line_of(path), ".".join(str(p) for p in path), message)
+    return item.source.diagnostic(path, message)
 
 
 def _guest(item: Item, state: HostState) -> list[Diagnostic]:

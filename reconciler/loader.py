@@ -19,10 +19,21 @@ class SourceDoc:
     index: int
     data: Any
     line: int = 1
+    origin: str = ""        # an expanded document: what it comes from ("Guest web-3 of GuestSet web")
 
     def line_of(self, path: tuple) -> int:
         """Line (1-based) of the deepest part of `path` that exists in the document."""
         return yamlsafe.line_of(self.data, path, self.line)
+
+    def where(self, path: tuple) -> tuple[str, int]:
+        """File and line of the deepest part of `path` (a value from a GuestClass is in its file)."""
+        return yamlsafe.where(self.data, path, self.file, self.line)
+
+    def diagnostic(self, path: tuple, message: str, field: str | None = None) -> Diagnostic:
+        """A problem at `path` of this document, with its file, line and field path."""
+        file, line = self.where(path)
+        field = ".".join(str(p) for p in path) if field is None else field
+        return Diagnostic(file, line, field, f"{message} (in {self.origin})" if self.origin else message)
 
 
 def manifest_files(paths: list[Path]) -> list[Path]:

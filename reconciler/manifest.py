@@ -8,8 +8,10 @@ from pydantic import ValidationError
 
 from .errors import Diagnostic, ManifestError
 from .kinds import KIND_ORDER
+from .expand import EXPANDED_KINDS, expand
 from .loader import SourceDoc
-from .models import DOC_MODELS, GuestDoc, HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc
+from .models import (DOC_MODELS, Dhcp, DhcpHost, GuestDoc, HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc,
+                     dns_name_or_none)
 
 # Order in which kinds are created; deletion runs the other way.
 
@@ -33,6 +35,7 @@ class Item:
     ref: Ref
     doc: NetworkDoc | StoragePoolDoc | VolumeDoc | GuestDoc
     source: SourceDoc
+    declared_hosts: int | None = None    # a network's DHCP hosts in its own document (guests' leases follow)
 
     @property
     def spec(self):
@@ -66,7 +69,7 @@ def _schema_errors(src: SourceDoc, exc: ValidationError) -> list[Diagnostic]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
-        out.append(Diagnostic(src.file, src.line_of(loc), _field(loc), msg))
+        out.append(src.diagnostic(loc, msg))
     return out
 
 
@@ -77,8 +80,8 @@ def _parse(src: SourceDoc) -> tuple[object | None, list[Diagnostic]]:
     kind = data.get("kind")
     model = DOC_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
-        known = ", ".join(DOC_MODELS)
-        return None, [Diagnostic(src.file, src.line_of(("kind",)), "kind", f"unknown kind {kind!r} (known: {known})")]
+        known = ", ".join([*DOC_MODELS, *EXPANDED_KINDS])
+        return None, [src.diagnostic(("kind",), f"unknown kind {kind!r} (known: {known})")]
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
@@ -90,18 +93,19 @@ def _host_of(doc, src: SourceDoc, hosts: dict[str, HostDoc]) -> tuple[str | None
     if wanted is not None:
         if wanted in hosts:
             return wanted, None
-        return None, Diagnostic(src.file, src.line_of(("metadata", "host")), "metadata.host",
-                                f"no Host named {wanted!r} is declared")
+        return None, src.diagnostic(("metadata", "host"), f"no Host named {wanted!r} is declared")
     if len(hosts) == 1:
         return next(iter(hosts)), None
     why = "no Host is declared" if not hosts else "several Hosts are declared: name one"
-    return None, Diagnostic(src.file, src.line_of(("metadata",)), "metadata.host", why)
+    return None, src.diagnostic(("metadata",), why, "metadata.host")
 
 
 def build(sources: list[SourceDoc], problems: list[Diagnostic] | None = None) -> Manifest:
     """Validate every document and every reference; raise one ManifestError listing all problems
     (`problems` already found while loading included)."""
     problems = list(problems or [])
+    sources, expanded = expand(sources)
+    problems += expanded
     parsed = []
     for src in sources:
         doc, errs = _parse(src)
@@ -132,14 +136,46 @@ def build(sources: list[SourceDoc], problems: list[Diagnostic] | None = None) ->
         seen[ref] = src
         manifest.items[ref] = Item(ref, doc, src)
     problems += check_references(manifest)
+    problems += _leases(manifest)
     if problems:
         raise ManifestError(problems)
     return manifest
 
 
+def _leases(manifest: Manifest) -> list[Diagnostic]:
+    """A NIC's `ip` is a static DHCP lease: it joins its network's dhcp hosts (named after the
+    guest where the guest's name is a DNS name). Errors stand at the NIC."""
+    problems, leases = [], {}
+    for item in [i for i in manifest.items.values() if i.ref.kind == "Guest"]:
+        for n, nic in enumerate(item.spec.interfaces):
+            net = manifest.get(item.ref.host, "Network", nic.network) if nic.ip else None
+            if net is None:
+                continue                 # no lease, or a missing network (check_references says so)
+            subnet = net.spec.ipv4.address.network if net.spec.ipv4 else None
+            if subnet is None or nic.ip not in subnet:
+                where = f"{subnet} of Network {net.ref.name!r}" if subnet else f"Network {net.ref.name!r} (it has no ipv4)"
+                problems.append(_diag(item, ("spec", "interfaces", n, "ip"), f"{nic.ip} is not inside {where}"))
+                continue
+            taken = {h.ip: h.mac for h in (net.spec.ipv4.dhcp.hosts if net.spec.ipv4.dhcp else [])}
+            taken |= {h.ip: h.mac for h in leases.get(net.ref, [])}
+            macs = set(taken.values())
+            if nic.ip in taken or nic.mac in macs:
+                problems.append(_diag(item, ("spec", "interfaces", n, "ip"),
+                                      f"{nic.ip} or {nic.mac} already has a DHCP host on Network {net.ref.name!r}"))
+                continue
+            leases.setdefault(net.ref, []).append(DhcpHost(mac=nic.mac, ip=nic.ip, name=dns_name_or_none(item.ref.name)))
+    for ref, hosts in leases.items():
+        net = manifest.items[ref]
+        dhcp = net.spec.ipv4.dhcp or Dhcp()
+        ipv4 = net.spec.ipv4.model_copy(update={"dhcp": dhcp.model_copy(update={"hosts": [*dhcp.hosts, *hosts]})})
+        doc = net.doc.model_copy(update={"spec": net.spec.model_copy(update={"ipv4": ipv4})})
+        manifest.items[ref] = Item(ref, doc, net.source, len(dhcp.hosts))
+    return problems
+
+
 def _duplicate(src: SourceDoc, first: SourceDoc, ref: Ref) -> Diagnostic:
-    return Diagnostic(src.file, src.line_of(("metadata", "name")), "metadata.name",
-                      f"duplicate {ref.kind} {ref.name!r} on host {ref.host!r} (first at {first.file}:{first.line})")
+    return src.diagnostic(("metadata", "name"),
+                          f"duplicate {ref.kind} {ref.name!r} on host {ref.host!r} (first at {first.file}:{first.line})")
 
 
 def check_references(manifest: Manifest) -> list[Diagnostic]:
@@ -153,7 +189,7 @@ def check_references(manifest: Manifest) -> list[Diagnostic]:
 
 
 def _diag(item: Item, path: tuple, message: str) -> Diagnostic:
-    return Diagnostic(item.source.file, item.source.line_of(path), _field(path), message)
+    return item.source.diagnostic(path, message)
 
 
 def _volume_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:

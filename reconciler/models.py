@@ -267,6 +267,22 @@ class Interface(Strict):
     network: Name
     mac: Mac | None = Field(None, description="pinned MAC; when left out, kept from the live guest or derived")
     model: Literal["virtio", "e1000e", "e1000", "rtl8139"] = "virtio"
+    ip: ipaddress.IPv4Address | None = Field(None, description="a static DHCP lease for this NIC on its network "
+                                                                "(added to the network's dhcp hosts; needs mac)")
+
+    @model_validator(mode="after")
+    def _ip_needs_mac(self) -> "Interface":
+        if self.ip is not None and self.mac is None:
+            raise ValueError("ip (a DHCP lease) needs the NIC's mac")
+        return self
+
+
+def dns_name_or_none(value: str) -> str | None:
+    """`value` when it is a DNS name (a DHCP host name), else None."""
+    try:
+        return _dns_name(value)
+    except ValueError:
+        return None
 
 
 def _no_scope(value):
@@ -349,6 +365,31 @@ class GuestDoc(Strict):
     kind: Literal["Guest"]
     metadata: Metadata
     spec: GuestSpec
+
+
+class GuestClassDoc(Strict):
+    """Guest fields that Guests naming it (spec.class) share; expanded before validation (expand.py)."""
+
+    kind: Literal["GuestClass"]
+    metadata: Metadata
+    spec: dict = Field(description="any Guest spec fields; a Guest's own fields override them key by key")
+
+
+class GuestSetSpec(Strict):
+    count: int = Field(ge=0, le=10_000, description="how many guests")
+    start: int = Field(1, ge=0, le=1_000_000, description="the first index")
+    name: str = Field("{metadata.name}-{{ index }}", description="each guest's name, a jinja2 expression over "
+                                                                 "index and count")
+    template: dict = Field(description="a Guest spec (may name a class); its strings are jinja2 expressions "
+                                       "over index and count, e.g. \"52:54:00:10:00:{{ '%02x' % index }}\"")
+
+
+class GuestSetDoc(Strict):
+    """`count` Guests from one template; expanded before validation (expand.py)."""
+
+    kind: Literal["GuestSet"]
+    metadata: Metadata
+    spec: GuestSetSpec
 
 
 DOC_MODELS = {m.model_fields["kind"].annotation.__args__[0]: m

@@ -5,11 +5,19 @@ import json
 
 from pydantic import TypeAdapter
 
-from .models import Document
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from .models import GuestClassDoc, GuestDoc, GuestSetDoc, HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc
+
+# Every document a manifest may hold: the kinds of objects, and the fleet kinds expanded into Guests.
+AnyDocument = Annotated[Union[HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc, GuestClassDoc, GuestSetDoc],
+                        Field(discriminator="kind")]
 
 
 def manifest_schema() -> dict:
-    schema = TypeAdapter(Document).json_schema(mode="validation")
+    schema = TypeAdapter(AnyDocument).json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "virt-reconcile manifest document"
     return schema

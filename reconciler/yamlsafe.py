@@ -42,15 +42,16 @@ _FLOAT = re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
 
 
 class Map(dict):
-    """A YAML mapping: a dict that knows the line (1-based) of each key."""
+    """A YAML mapping: a dict that knows the line (1-based) of each key (and, for values merged
+    from another file, that file: `files`)."""
 
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "files")
 
 
 class Seq(list):
     """A YAML sequence: a list that knows the line (1-based) of each item."""
 
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "files")
 
 
 @dataclass
@@ -315,14 +316,25 @@ def load_text(text: str) -> list[Document]:
     raise Problem(mark.line + 1 if mark else None, (), f"YAML syntax: {problem}")
 
 
-def line_of(data: Any, path: tuple, default: int) -> int:
-    """Line of the deepest part of `path` found in `data` (built by load_text), else `default`."""
-    line, node = default, data
+def where(data: Any, path: tuple, file: str, line: int) -> tuple[str, int]:
+    """File and line of the deepest part of `path` found in `data` (built by load_text; a value
+    merged from another file names it), else `file` and `line`."""
+    node = data
     for part in path:
         if isinstance(node, Map) and part in node:
-            line, node = node.lines.get(part, line), node[part]
+            line = node.lines.get(part, line)
+            file = (getattr(node, "files", None) or {}).get(part, file)
+            node = node[part]
         elif isinstance(node, Seq) and isinstance(part, int) and 0 <= part < len(node):
-            line, node = node.lines[part], node[part]
+            line = node.lines[part]
+            files = getattr(node, "files", None)
+            file = files[part] if files and files[part] else file
+            node = node[part]
         else:
             break
-    return line
+    return file, line
+
+
+def line_of(data: Any, path: tuple, default: int) -> int:
+    """Line of the deepest part of `path` found in `data` (built by load_text), else `default`."""
+    return where(data, path, "", default)[1]

@@ -47,3 +47,10 @@ def test_systemd_units_verify_and_use_the_installed_command(tmp_path):
     done = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "virt-reconcile-drift.service"),
                            str(tmp_path / "virt-reconcile-drift.timer")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+@pytest.mark.parametrize("name", ["quickstart", "fleet"])
+def test_example_manifests_validate(name):
+    from reconciler import pipeline
+    manifest = pipeline.load([EXAMPLES / name])
+    assert manifest.items
