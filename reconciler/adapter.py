@@ -351,11 +351,12 @@ class Host:
 
     @_libvirt("undefine")
     def undefine(self, kind: str, name: str) -> None:
-        """Remove a definition (a guest's managed save, NVRAM, snapshot and checkpoint metadata too)."""
+        """Remove a definition (a guest's managed save, NVRAM, snapshot and checkpoint metadata too;
+        its TPM state stays)."""
         obj = self._lookup(kind, name)
         if kind == "Guest":
             obj.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                              | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                              | libvirt.VIR_DOMAIN_UNDEFINE_KEEP_TPM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                               | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
         else:
             obj.undefine()

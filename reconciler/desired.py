@@ -100,16 +100,22 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "vcpus_current": spec.vcpus.max if spec.vcpus.current is None else spec.vcpus.current,
         "machine": spec.machine, "cpu_mode": spec.cpu.mode if spec.cpu else None,
         "boot": spec.boot, "disks": disks, "interfaces": nics,
-        "graphics": spec.graphics, "console": spec.console,
+        "graphics": spec.graphics, "console": spec.console, "firmware": spec.firmware,
+        "secure_boot": spec.secure_boot, "tpm": spec.tpm,
+        "enrolled_keys": spec.secure_boot if spec.enrolled_keys is None else spec.enrolled_keys,
     }
-    # the domain type follows the host unless stated, so it is not compared then
-    xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, () if spec.type else ("type",))
+    # the domain type follows the host unless stated, so it is not compared then; nor are the
+    # firmware fields left out (an adopted UEFI guest stays UEFI)
+    unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys") if getattr(spec, name) is None)
+    xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
     parts |= {("interfaces", n["mac"]): render("interface.xml.j2", nic=n) for n in nics}
     if spec.graphics:
         parts[("graphics", spec.graphics.type)] = render("graphics.xml.j2", gr=spec.graphics)
+    if spec.tpm:
+        parts[("tpm", spec.tpm.model)] = render("tpm.xml.j2", tpm=spec.tpm)
     index = {("disks", t): n for n, t in enumerate(targets)} | {("interfaces", m): n for n, m in enumerate(macs)}
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
                    owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index)

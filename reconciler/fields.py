@@ -158,6 +158,51 @@ def write_cpu_mode(node, mode: str | None) -> None:
 _OS_BEFORE_BOOT = {"type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline", "dtb", "shim"}
 
 
+def firmware_kind(node) -> str:
+    """efi for `<os firmware='efi'>` or a pflash loader (firmware chosen by hand), else bios."""
+    if isinstance(node, etree._Element):
+        return "efi" if node.tag == "loader" else "bios"
+    return "efi" if str(node) == "efi" else "bios"
+
+
+def yes_no(node) -> bool:
+    return text(node) == "yes"
+
+
+def write_firmware(node, kind: str | None) -> None:
+    """efi: libvirt chooses the UEFI firmware (`<os firmware='efi'>`); bios (or reset): the firmware
+    attribute, features, loader and NVRAM element go (the NVRAM file stays on disk)."""
+    os_el = xmlpath.ensure(node, ["os"])
+    if kind == "efi":
+        os_el.set("firmware", "efi")
+        return
+    os_el.attrib.pop("firmware", None)
+    for tag in ("firmware", "loader", "nvram"):
+        for el in os_el.findall(tag):
+            os_el.remove(el)
+
+
+def write_fw_feature(name: str) -> Callable[[Any, Any], None]:
+    """One `<os><firmware><feature>`: enabled yes/no, or removed; secure boot turns SMM on."""
+    def write(node, value: bool | None) -> None:
+        os_el = xmlpath.ensure(node, ["os"])
+        fw = os_el.find("firmware")
+        old = fw.find(f"feature[@name='{name}']") if fw is not None else None
+        if value is None:
+            if old is not None:
+                fw.remove(old)
+                xmlpath.prune(fw, os_el)
+            return
+        if old is None:
+            fw = fw if fw is not None else etree.SubElement(os_el, "firmware")
+            old = etree.SubElement(fw, "feature", name=name)
+        old.set("enabled", "yes" if value else "no")
+        if value and name == "secure-boot":
+            smm = xmlpath.ensure(node, ["features", "smm"])
+            smm.set("state", "on")
+    return write
+
+
 def write_boot(node, devices: list[str]) -> None:
     """The boot order, written whole after <os>'s type, loader, nvram and kernel elements."""
     os_el = xmlpath.ensure(node, ["os"])
@@ -296,6 +341,15 @@ DOMAIN = {
               "current": F("vcpu/@current", int, required=True, live=liverules.vcpus_current, runtime=True)},
     "machine": F("os/type/@machine", required=True),
     "cpu": {"mode": F("cpu/@mode", write=write_cpu_mode)},
+    "firmware": F("os/@firmware | os/loader[@type='pflash']", firmware_kind, default="bios", write=write_firmware,
+                  also=("os/nvram",)),
+    "secure_boot": F("os/firmware/feature[@name='secure-boot']/@enabled", yes_no, write=write_fw_feature("secure-boot"),
+                     also=("features/smm",)),
+    "enrolled_keys": F("os/firmware/feature[@name='enrolled-keys']/@enabled", yes_no,
+                       write=write_fw_feature("enrolled-keys")),
+    "tpm": Items("devices/tpm[backend/@type='emulator']", "@model", single=True, key_field="model", table={
+        "version": F("backend/@version"),
+    }),
     "boot": L("os/boot/@dev", write=write_boot),
     "disks": Items("devices/disk[@type='file' or @type='volume']", "target/@dev", {
         "device": F("@device"),

@@ -102,8 +102,10 @@ def _boot_needs(item: Item, state: HostState) -> list[Diagnostic]:
     """A guest that will start (a local host): its firmware files and swtpm, from its saved
     definition (firmware and TPM the manifest does not state stay as they are: edit in place)."""
     live = state.get("Guest", item.ref.name)
-    if item.spec.state == "shutoff" or live is None or live.active:
+    if item.spec.state == "shutoff" or (live is not None and live.active):
         return []
+    if live is None:                    # a new guest: what its manifest asks for
+        return _new_boot_needs(item, state)
     root, out, where = live.root, [], ("spec", "state")
     for path in root.xpath("os/loader/text() | os/nvram/@template"):
         if not os.path.exists(str(path).strip()):
@@ -115,6 +117,17 @@ def _boot_needs(item: Item, state: HostState) -> list[Diagnostic]:
                                       "descriptors (install OVMF)"))
     if root.xpath("devices/tpm/backend[@type='emulator']") and not shutil.which("swtpm"):
         out.append(_diag(item, where, f"its emulated TPM needs swtpm, which host {state.host!r} lacks (install swtpm)"))
+    return out
+
+
+def _new_boot_needs(item: Item, state: HostState) -> list[Diagnostic]:
+    out, spec = [], item.spec
+    if spec.firmware == "efi" and not any(d.is_dir() and any(d.glob("*.json")) for d in FIRMWARE_DESCRIPTORS):
+        out.append(_diag(item, ("spec", "firmware"), f"host {state.host!r} has no UEFI firmware descriptors "
+                                                     "(install OVMF)"))
+    if spec.tpm and not shutil.which("swtpm"):
+        out.append(_diag(item, ("spec", "tpm"), f"an emulated TPM needs swtpm, which host {state.host!r} lacks "
+                                                "(install swtpm)"))
     return out
 
 

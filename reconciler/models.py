@@ -298,6 +298,17 @@ class Graphics(Strict):
     port: int | None = Field(None, ge=5900, le=65535, description="fixed port; left out: allocated at start")
 
 
+class Tpm(Strict):
+    model: Literal["tpm-crb", "tpm-tis"] = Field("tpm-crb", description="tpm-crb (TPM 2.0 only) or tpm-tis")
+    version: Literal["2.0", "1.2"] = Field("2.0", description="the emulated TPM's version (swtpm)")
+
+    @model_validator(mode="after")
+    def _crb_is_2(self) -> "Tpm":
+        if self.model == "tpm-crb" and self.version != "2.0":
+            raise ValueError("tpm-crb is a TPM 2.0 interface: use version 2.0, or model tpm-tis for 1.2")
+        return self
+
+
 class Cpu(Strict):
     mode: Literal["host-model", "host-passthrough", "maximum"]
 
@@ -312,6 +323,14 @@ class GuestSpec(Strict):
                          description="q35, pc or a versioned type (pc-q35-*, pc-i440fx-*); isapc and "
                                      "microvm have no PCI bus for the devices guests are given")
     cpu: Cpu | None = None
+    firmware: Literal["bios", "efi"] | None = Field(
+        None, description="efi: UEFI (OVMF), the firmware file chosen by libvirt; left out: not managed")
+    secure_boot: bool | None = Field(None, description="UEFI secure boot (needs firmware: efi and a q35 machine; "
+                                                       "turns SMM on)")
+    enrolled_keys: bool | None = Field(None, description="UEFI firmware with Microsoft's keys enrolled; a new guest "
+                                                         "takes secure_boot's value")
+    tpm: Tpm | None = Field(None, description="an emulated TPM (swtpm); its state is kept across redefines and "
+                                              "when the guest is deleted")
     type: Literal["kvm", "qemu"] | None = Field(None, description="left out: kvm where the host has it")
     disks: list[Disk] = []
     interfaces: list[Interface] = []
@@ -323,6 +342,15 @@ class GuestSpec(Strict):
         [], description="device kinds whose list in the manifest is the whole list: devices of these "
                         "kinds that it does not state are removed, even ones the tool never created")
     protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
+
+    @model_validator(mode="after")
+    def _uefi_needs(self) -> "GuestSpec":
+        for name in ("secure_boot", "enrolled_keys"):
+            if getattr(self, name) is not None and self.firmware != "efi":
+                raise ValueError(f"{name} needs firmware: efi")
+        if self.secure_boot and not (self.machine == "q35" or self.machine.startswith(("pc-q35-", "ubuntu-q35"))):
+            raise ValueError("secure_boot needs a q35 machine (it needs SMM)")
+        return self
 
     @model_validator(mode="after")
     def _unique_targets(self) -> "GuestSpec":
