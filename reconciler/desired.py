@@ -87,7 +87,8 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         readonly = disk.device == "cdrom" if disk.readonly is None else disk.readonly
         disks.append({"device": disk.device, "bus": bus, "target": target, "readonly": readonly,
                       "format": disk.format or (vol.spec.format if vol else "raw"),
-                      "pool": pool, "volume": volume, "path": disk.path})
+                      "pool": pool, "volume": volume, "path": disk.path, "cache": disk.cache, "io": disk.io,
+                      "discard": disk.discard, "detect_zeroes": disk.detect_zeroes, "serial": disk.serial})
     live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
     nics = [{"network": n.network, "mac": mac, "model": n.model} for n, mac in zip(spec.interfaces, macs)]
@@ -101,12 +102,14 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "machine": spec.machine, "cpu_mode": spec.cpu.mode if spec.cpu else None,
         "boot": spec.boot, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.console, "firmware": spec.firmware,
-        "secure_boot": spec.secure_boot, "tpm": spec.tpm,
+        "secure_boot": spec.secure_boot, "tpm": spec.tpm, "guest_agent": spec.guest_agent, "rng": spec.rng,
+        "watchdog": spec.watchdog,
         "enrolled_keys": spec.secure_boot if spec.enrolled_keys is None else spec.enrolled_keys,
     }
     # the domain type follows the host unless stated, so it is not compared then; nor are the
     # firmware fields left out (an adopted UEFI guest stays UEFI)
-    unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys") if getattr(spec, name) is None)
+    unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys", "guest_agent")
+                     if getattr(spec, name) is None)
     xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
@@ -116,6 +119,10 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         parts[("graphics", spec.graphics.type)] = render("graphics.xml.j2", gr=spec.graphics)
     if spec.tpm:
         parts[("tpm", spec.tpm.model)] = render("tpm.xml.j2", tpm=spec.tpm)
+    if spec.rng:
+        parts[("rng", spec.rng.model)] = render("rng.xml.j2", rng=spec.rng)
+    if spec.watchdog:
+        parts[("watchdog", spec.watchdog.model)] = render("watchdog.xml.j2", wd=spec.watchdog)
     index = {("disks", t): n for n, t in enumerate(targets)} | {("interfaces", m): n for n, m in enumerate(macs)}
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
                    owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index)

@@ -273,6 +273,21 @@ def write_console(node, present: bool) -> None:
             devices.remove(el)
 
 
+GUEST_AGENT = "org.qemu.guest_agent.0"
+
+
+def write_guest_agent(node, present: bool | None) -> None:
+    """The qemu-guest-agent channel (a unix socket libvirt names), added or removed."""
+    devices = xmlpath.ensure(node, ["devices"])
+    found = devices.xpath(f"channel[target/@name='{GUEST_AGENT}']")
+    if present and not found:
+        channel = etree.SubElement(devices, "channel", type="unix")
+        etree.SubElement(channel, "target", type="virtio", name=GUEST_AGENT)
+    elif not present:
+        for el in found:
+            devices.remove(el)
+
+
 def write_forward(node, mode: str) -> None:
     """isolated has no <forward>; another mode drops what belonged to the old one (<nat>, dev...)."""
     forward = node.find("forward")
@@ -359,6 +374,11 @@ DOMAIN = {
         "path": F("source/@file", path, default="", write=write_disk_path, also=("@type",),
                   live=liverules.cdrom_media, runtime=True),
         "readonly": F("readonly", exists, default=False),
+        "cache": F("driver/@cache"),
+        "io": F("driver/@io"),
+        "discard": F("driver/@discard"),
+        "detect_zeroes": F("driver/@detect_zeroes"),
+        "serial": F("serial"),
     }, live=liverules.hotplug, key_field="target"),
     "interfaces": Items("devices/interface[@type='network']", "mac/@address", {
         "network": F("source/@network"),
@@ -372,6 +392,14 @@ DOMAIN = {
     }),
     "console": F("devices/serial[@type='pty']", exists, default=False, write=write_console,
                  also=("devices/console[@type='pty']",)),
+    "guest_agent": F(f"devices/channel[target/@name='{GUEST_AGENT}']", exists, default=False,
+                     write=write_guest_agent),
+    "rng": Items("devices/rng", "@model", single=True, key_field="model", table={
+        "backend": F("backend[@model='random']"),
+    }),
+    "watchdog": Items("devices/watchdog", "@model", single=True, key_field="model", table={
+        "action": F("@action", default="reset"),
+    }),
 }
 
 NETWORK = {

@@ -253,6 +253,21 @@ class Disk(Strict):
         None, description="virtio for disks, sata for cdroms, fdc for floppies")
     target: str | None = Field(None, pattern=r"^(vd|sd|hd|fd)[a-z]{1,2}$")
     readonly: bool | None = Field(None, description="defaults to true for a cdrom, false for a disk")
+    cache: Literal["default", "none", "writethrough", "writeback", "directsync", "unsafe"] | None = Field(
+        None, description="host page cache use; left out: not managed (libvirt's default)")
+    io: Literal["native", "threads", "io_uring"] | None = Field(None, description="native needs cache none or directsync")
+    discard: Literal["unmap", "ignore"] | None = Field(None, description="pass the guest's discards (TRIM) to the image")
+    detect_zeroes: Literal["off", "on", "unmap"] | None = Field(None, description="unmap needs discard: unmap")
+    serial: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+-]{1,36}$",
+                               description="the serial number the guest sees (virtio disks show 20 characters)")
+
+    @model_validator(mode="after")
+    def _driver(self) -> "Disk":
+        if self.io == "native" and self.cache not in ("none", "directsync"):
+            raise ValueError("io: native needs cache: none or directsync (QEMU opens the image with O_DIRECT)")
+        if self.detect_zeroes == "unmap" and self.discard != "unmap":
+            raise ValueError("detect_zeroes: unmap needs discard: unmap")
+        return self
 
     @model_validator(mode="after")
     def _source(self) -> "Disk":
@@ -309,6 +324,17 @@ class Tpm(Strict):
         return self
 
 
+class Rng(Strict):
+    model: Literal["virtio"] = "virtio"
+    backend: Literal["/dev/urandom", "/dev/random"] = Field("/dev/urandom", description="the host's entropy source")
+
+
+class Watchdog(Strict):
+    model: Literal["i6300esb", "itco", "ib700"] = Field("i6300esb", description="itco: q35's own; ib700: ISA, pc only")
+    action: Literal["reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi"] = Field(
+        "reset", description="what the host does when the guest stops feeding it")
+
+
 class Cpu(Strict):
     mode: Literal["host-model", "host-passthrough", "maximum"]
 
@@ -336,6 +362,10 @@ class GuestSpec(Strict):
     interfaces: list[Interface] = []
     graphics: Graphics | None = None
     console: bool = Field(True, description="a serial console on a pty")
+    guest_agent: bool | None = Field(None, description="a virtio channel for qemu-guest-agent "
+                                                       "(org.qemu.guest_agent.0); left out: not managed")
+    rng: Rng | None = Field(None, description="a virtio RNG fed from the host's entropy")
+    watchdog: Watchdog | None = Field(None, description="a watchdog device and its action")
     boot: list[Literal["hd", "cdrom", "network", "fd"]] = Field(
         ["hd"], description="boot order; [] leaves <os> without boot elements (per-device boot order)")
     exclusive: list[Literal["disks", "interfaces", "graphics"]] = Field(
