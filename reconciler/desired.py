@@ -91,7 +91,8 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
                       "discard": disk.discard, "detect_zeroes": disk.detect_zeroes, "serial": disk.serial})
     live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
-    nics = [{"network": n.network, "mac": mac, "model": n.model} for n, mac in zip(spec.interfaces, macs)]
+    nics = [{"network": n.network, "bridge": n.bridge, "direct": n.direct, "mac": mac, "model": n.model}
+            for n, mac in zip(spec.interfaces, macs)]
     g = {
         "name": item.ref.name, "uuid": uuid,
         "type": spec.type or ("kvm" if "kvm" in state.domain_types else "qemu"),
@@ -111,7 +112,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys", "guest_agent")
                      if getattr(spec, name) is None)
     xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated)
-    deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces]
+    deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
     parts |= {("interfaces", n["mac"]): render("interface.xml.j2", nic=n) for n in nics}

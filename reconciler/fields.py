@@ -273,6 +273,31 @@ def write_console(node, present: bool) -> None:
             devices.remove(el)
 
 
+NICS = "devices/interface[@type='network' or @type='bridge' or @type='direct']"
+_NIC_SOURCE = {"network": ("network",), "bridge": ("bridge",), "direct": ("dev", "mode")}
+
+
+def write_nic_source(kind: str, attr: str) -> Callable[[Any, Any], None]:
+    """A NIC's source of `kind` (network, bridge, direct): the interface's type follows it, and
+    what belonged to another kind of source goes; None removes only this kind's attribute."""
+    def write(nic, value: str | None) -> None:
+        if value is None:
+            if nic.get("type") == kind:
+                xmlpath.set_value(nic, f"source/@{attr}", None)
+            return
+        if nic.get("type") != kind:
+            nic.set("type", kind)
+            source = nic.find("source")
+            for other in (a for k, attrs in _NIC_SOURCE.items() if k != kind for a in attrs):
+                if source is not None:
+                    source.attrib.pop(other, None)
+            for stale in ("target", "virtualport"):          # libvirt picks a new tap for the new kind
+                for el in nic.findall(stale):
+                    nic.remove(el)
+        xmlpath.set_value(nic, f"source/@{attr}", value)
+    return write
+
+
 GUEST_AGENT = "org.qemu.guest_agent.0"
 
 
@@ -380,8 +405,14 @@ DOMAIN = {
         "detect_zeroes": F("driver/@detect_zeroes"),
         "serial": F("serial"),
     }, live=liverules.hotplug, key_field="target"),
-    "interfaces": Items("devices/interface[@type='network']", "mac/@address", {
-        "network": F("source/@network"),
+    "interfaces": Items(NICS, "mac/@address", {
+        "network": F("self::*[@type='network']/source/@network", write=write_nic_source("network", "network"),
+                     also=("@type",)),
+        "bridge": F("self::*[@type='bridge']/source/@bridge", write=write_nic_source("bridge", "bridge"),
+                    also=("@type",)),
+        "direct": {"dev": F("self::*[@type='direct']/source/@dev", write=write_nic_source("direct", "dev"),
+                            also=("@type",)),
+                   "mode": F("self::*[@type='direct']/source/@mode")},
         "model": F("model/@type"),
     }, key_conv=lower, live=liverules.hotplug, key_field="mac"),
     "graphics": Items("devices/graphics[@type='vnc']", "@type", single=True, key_field="type", table={

@@ -95,6 +95,21 @@ def _local_files(item: Item, state: HostState) -> list[Diagnostic]:
     return out
 
 
+def _nic_links(item: Item, state: HostState) -> list[Diagnostic]:
+    """The host bridge or interface a running guest's NIC sits on exists (and a bridge is one)."""
+    known, out = state.facts.interfaces, []
+    if known is None:
+        return out
+    for n, nic in enumerate(item.spec.interfaces):
+        if nic.bridge and known.get(nic.bridge) != "bridge":
+            what = "is not a bridge" if nic.bridge in known else "does not exist"
+            out.append(_diag(item, ("spec", "interfaces", n, "bridge"), f"{nic.bridge!r} {what} on host {state.host!r}"))
+        if nic.direct and nic.direct.dev not in known:
+            out.append(_diag(item, ("spec", "interfaces", n, "direct", "dev"),
+                             f"{nic.direct.dev!r} does not exist on host {state.host!r}"))
+    return out
+
+
 FIRMWARE_DESCRIPTORS = (Path("/usr/share/qemu/firmware"), Path("/etc/qemu/firmware"))
 
 
@@ -157,6 +172,7 @@ def problems(items: list[Item], state: HostState) -> list[Diagnostic]:
     for item in items:
         if item.ref.kind == "Guest":
             out += _guest(item, state) + (_boot_needs(item, state) if local else [])
+            out += _nic_links(item, state) if item.spec.state != "shutoff" else []
         elif item.ref.kind == "Network":
             out += _network(item, state)
         if local:

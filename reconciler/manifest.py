@@ -206,7 +206,7 @@ def _guest_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:
             out.append(_diag(item, ("spec", "disks", n, "volume"),
                              f"no Volume {disk.volume!r} is declared on host {host!r}"))
     for n, nic in enumerate(item.spec.interfaces):
-        if not manifest.get(host, "Network", nic.network):
+        if nic.network and not manifest.get(host, "Network", nic.network):
             out.append(_diag(item, ("spec", "interfaces", n, "network"),
                              f"no Network {nic.network!r} is declared on host {host!r}"))
     return out

@@ -278,15 +278,28 @@ class Disk(Strict):
         return self
 
 
+class Direct(Strict):
+    dev: IfName = Field(description="the host interface the macvtap device sits on")
+    mode: Literal["bridge", "vepa", "private", "passthrough"] = Field(
+        "bridge", description="bridge: guests on the same dev reach each other (the host does not)")
+
+
 class Interface(Strict):
-    network: Name
+    network: Name | None = Field(None, description="a libvirt Network")
+    bridge: IfName | None = Field(None, description="a host bridge (the guide's 9.1.1), e.g. br0")
+    direct: Direct | None = Field(None, description="macvtap on a host interface")
     mac: Mac | None = Field(None, description="pinned MAC; when left out, kept from the live guest or derived")
     model: Literal["virtio", "e1000e", "e1000", "rtl8139"] = "virtio"
     ip: ipaddress.IPv4Address | None = Field(None, description="a static DHCP lease for this NIC on its network "
                                                                 "(added to the network's dhcp hosts; needs mac)")
 
     @model_validator(mode="after")
-    def _ip_needs_mac(self) -> "Interface":
+    def _one_source(self) -> "Interface":
+        given = [name for name in ("network", "bridge", "direct") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a NIC has exactly one of network, bridge or direct")
+        if self.ip is not None and self.network is None:
+            raise ValueError("ip (a DHCP lease) is for a NIC on a libvirt network")
         if self.ip is not None and self.mac is None:
             raise ValueError("ip (a DHCP lease) needs the NIC's mac")
         return self

@@ -1,0 +1,60 @@
+"""NICs on a host bridge and on macvtap (direct) on the real daemon: a running guest gets them,
+a new one is hot-plugged, a NIC moved from a bridge to a libvirt network keeps its MAC, and a
+missing bridge is a plan error for a guest that will run."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.integration.test_core_loop import BASE
+
+pytestmark = pytest.mark.libvirtd
+
+
+@pytest.fixture
+def links(env):
+    bridge, veth = f"{env.prefix}b", f"{env.prefix}v"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", f"{env.prefix}p"], check=True)
+    for link in (bridge, veth, f"{env.prefix}p"):
+        subprocess.run(["ip", "link", "set", link, "up"], check=True)
+    yield bridge, veth
+    for link in (bridge, veth):
+        subprocess.run(["ip", "link", "del", link], check=False)
+
+
+def test_bridge_and_macvtap_nics(env, links):
+    bridge, veth = links
+    net = BASE.split("---\n")[1]                       # the isolated test network
+    path = env.write(BASE.split("---\n")[0] + "---\n" + net + f"""\
+---
+kind: Guest
+metadata: {{name: P-nics}}
+spec:
+  state: running
+  type: qemu
+  vcpus: 1
+  memory: 128MiB
+  console: false
+  interfaces:
+    - {{bridge: {bridge}, mac: "52:54:00:b1:00:01"}}
+    - {{direct: {{dev: {veth}, mode: bridge}}, mac: "52:54:00:b1:00:02"}}
+""")
+    env.converge()
+    live = env.lookup("nics").XMLDesc(0)
+    assert f"<source bridge='{bridge}'/>" in live and f"<source dev='{veth}' mode='bridge'/>" in live
+    text = path.read_text().replace(f"{{bridge: {bridge}, mac", f"{{network: {env.name('net')}, mac")
+    path.write_text(text + f'    - {{bridge: {bridge}, mac: "52:54:00:b1:00:03"}}\n')
+    code, doc = env.plan()
+    impacts = {c["path"]: c["impact"] for c in doc["changes"][-1]["changes"]}
+    assert impacts == {"interfaces[0].network": "restart", "interfaces[2]": "live"}, impacts   # hot-plugged
+    env.converge("--restart", "--force-stop", "--shutdown-timeout", "1")
+    live = env.lookup("nics").XMLDesc(0)
+    first = live.split("<interface ")[1]
+    assert first.startswith("type='network'") and "52:54:00:b1:00:01" in first
+    assert live.count(f"<source bridge='{bridge}'/>") == 1 and "52:54:00:b1:00:03" in live
+
+    subprocess.run(["ip", "link", "del", bridge], check=True)
+    done = env.run("plan", str(env.dir))
+    assert done.returncode == 1 and f"spec.interfaces.2.bridge: '{bridge}' does not exist" in done.stderr, done.stderr
