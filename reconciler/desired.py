@@ -104,7 +104,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "boot": spec.boot, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.console, "firmware": spec.firmware,
         "secure_boot": spec.secure_boot, "tpm": spec.tpm, "guest_agent": spec.guest_agent, "rng": spec.rng,
-        "watchdog": spec.watchdog,
+        "watchdog": spec.watchdog, "memory_backing": spec.memory_backing, "filesystems": spec.filesystems,
         "enrolled_keys": spec.secure_boot if spec.enrolled_keys is None else spec.enrolled_keys,
     }
     # the domain type follows the host unless stated, so it is not compared then; nor are the
@@ -120,6 +120,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         parts[("graphics", spec.graphics.type)] = render("graphics.xml.j2", gr=spec.graphics)
     if spec.tpm:
         parts[("tpm", spec.tpm.model)] = render("tpm.xml.j2", tpm=spec.tpm)
+    parts |= {("filesystems", fs.target): render("filesystem.xml.j2", fs=fs) for fs in spec.filesystems}
     if spec.rng:
         parts[("rng", spec.rng.model)] = render("rng.xml.j2", rng=spec.rng)
     if spec.watchdog:

@@ -301,6 +301,11 @@ def write_nic_source(kind: str, attr: str) -> Callable[[Any, Any], None]:
 GUEST_AGENT = "org.qemu.guest_agent.0"
 
 
+def write_fs_driver(fs, driver: str | None) -> None:
+    """virtiofs, or 9p (libvirt's driver type 'path', the default)."""
+    xmlpath.set_value(fs, "driver/@type", "path" if driver in ("9p", None) else driver)
+
+
 def write_guest_agent(node, present: bool | None) -> None:
     """The qemu-guest-agent channel (a unix socket libvirt names), added or removed."""
     devices = xmlpath.ensure(node, ["devices"])
@@ -425,6 +430,17 @@ DOMAIN = {
                  also=("devices/console[@type='pty']",)),
     "guest_agent": F(f"devices/channel[target/@name='{GUEST_AGENT}']", exists, default=False,
                      write=write_guest_agent),
+    "memory_backing": {
+        "source": F("memoryBacking/source/@type"),
+        "access": F("memoryBacking/access/@mode"),
+        "hugepages": F("memoryBacking/hugepages", exists),
+    },
+    "filesystems": Items("devices/filesystem[@type='mount']", "target/@dir", key_field="target", table={
+        "source": F("source/@dir"),
+        "driver": F("driver/@type", lambda n: "9p" if text(n) == "path" else text(n), default="9p",
+                    write=write_fs_driver),
+        "readonly": F("readonly", exists),
+    }),
     "rng": Items("devices/rng", "@model", single=True, key_field="model", table={
         "backend": F("backend[@model='random']"),
     }),

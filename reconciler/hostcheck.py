@@ -92,6 +92,14 @@ def _local_files(item: Item, state: HostState) -> list[Diagnostic]:
                                                                       f"{state.host!r} (or is not a file)"))
             elif disk.path and not os.access(disk.path, os.R_OK):
                 out.append(_diag(item, ("spec", "disks", n, "path"), f"{disk.path} is not readable"))
+        for n, fs in enumerate(item.spec.filesystems):
+            if not os.path.isdir(fs.source):
+                out.append(_diag(item, ("spec", "filesystems", n, "source"),
+                                 f"{fs.source} is not a directory on host {state.host!r}"))
+            if fs.driver == "virtiofs" and not any(os.access(p, os.X_OK) for p in VIRTIOFSD):
+                out.append(_diag(item, ("spec", "filesystems", n, "driver"),
+                                 f"virtiofs needs virtiofsd, which host {state.host!r} lacks (Debian: "
+                                 "qemu-system-common; SUSE: virtiofsd)"))
     return out
 
 
@@ -110,6 +118,7 @@ def _nic_links(item: Item, state: HostState) -> list[Diagnostic]:
     return out
 
 
+VIRTIOFSD = ("/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd", "/usr/bin/virtiofsd")
 FIRMWARE_DESCRIPTORS = (Path("/usr/share/qemu/firmware"), Path("/etc/qemu/firmware"))
 
 

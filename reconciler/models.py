@@ -337,6 +337,26 @@ class Tpm(Strict):
         return self
 
 
+class MemoryBacking(Strict):
+    source: Literal["memfd", "anonymous", "file"] | None = Field(None, description="memfd: what virtiofs needs")
+    access: Literal["shared", "private"] | None = Field(None, description="shared: what virtiofs needs")
+    hugepages: bool | None = Field(None, description="back the guest's memory with the host's hugepages")
+
+
+class Filesystem(Strict):
+    source: HostPath = Field(description="the host directory to share")
+    target: str = Field(pattern=r"^[A-Za-z0-9_.+-]{1,36}$", description="the tag the guest mounts "
+                                                                         "(mount -t virtiofs TAG /mnt)")
+    driver: Literal["virtiofs", "9p"] = Field("virtiofs", description="virtiofs (virtiofsd) or 9p (virtio-9p)")
+    readonly: bool | None = Field(None, description="9p only (libvirt 9.0 cannot make a virtiofs share read-only)")
+
+    @model_validator(mode="after")
+    def _virtiofs_rw(self) -> "Filesystem":
+        if self.driver == "virtiofs" and self.readonly:
+            raise ValueError("libvirt 9.0 cannot make a virtiofs share read-only: use driver 9p")
+        return self
+
+
 class Rng(Strict):
     model: Literal["virtio"] = "virtio"
     backend: Literal["/dev/urandom", "/dev/random"] = Field("/dev/urandom", description="the host's entropy source")
@@ -378,6 +398,8 @@ class GuestSpec(Strict):
     guest_agent: bool | None = Field(None, description="a virtio channel for qemu-guest-agent "
                                                        "(org.qemu.guest_agent.0); left out: not managed")
     rng: Rng | None = Field(None, description="a virtio RNG fed from the host's entropy")
+    memory_backing: MemoryBacking | None = Field(None, description="how the guest's memory is backed on the host")
+    filesystems: list[Filesystem] = Field([], description="host directories shared with the guest (virtiofs, 9p)")
     watchdog: Watchdog | None = Field(None, description="a watchdog device and its action")
     boot: list[Literal["hd", "cdrom", "network", "fd"]] = Field(
         ["hd"], description="boot order; [] leaves <os> without boot elements (per-device boot order)")
@@ -385,6 +407,17 @@ class GuestSpec(Strict):
         [], description="device kinds whose list in the manifest is the whole list: devices of these "
                         "kinds that it does not state are removed, even ones the tool never created")
     protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
+
+    @model_validator(mode="after")
+    def _virtiofs_needs_shared_memory(self) -> "GuestSpec":
+        if any(f.driver == "virtiofs" for f in self.filesystems):
+            backing = self.memory_backing
+            if backing is None or backing.access != "shared" or backing.source not in ("memfd", "file"):
+                raise ValueError("virtiofs needs memory_backing: {source: memfd, access: shared}")
+        targets = [f.target for f in self.filesystems]
+        if len(targets) != len(set(targets)):
+            raise ValueError(f"filesystem targets repeat: {sorted(targets)}")
+        return self
 
     @model_validator(mode="after")
     def _uefi_needs(self) -> "GuestSpec":

@@ -57,6 +57,12 @@ spec:
 """
 
 
+def small_guest(name: str, spec: str) -> str:
+    """The Host of BASE and a small running TCG guest `name` with `spec` (YAML lines, two spaces in)."""
+    return BASE.split("---\n")[0] + (f"---\nkind: Guest\nmetadata: {{name: {name}}}\nspec:\n  state: running\n"
+                                     "  type: qemu\n  vcpus: 1\n  memory: 128MiB\n  console: false\n") + spec
+
+
 def changes(doc):
     return {(c["kind"], c["name"].split("-", 1)[-1]): c for c in doc["changes"]}
 

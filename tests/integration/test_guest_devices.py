@@ -7,26 +7,17 @@ import libvirt
 import pytest
 
 from tests.integration.conftest import IMAGES
-from tests.integration.test_core_loop import BASE
+from tests.integration.test_core_loop import small_guest
 
 pytestmark = pytest.mark.libvirtd
 
-GUEST = BASE.split("---\n")[0] + """\
----
-kind: Guest
-metadata: {name: P-srv}
-spec:
-  state: running
-  type: qemu
-  vcpus: 1
-  memory: 128MiB
-  console: false
+GUEST = small_guest("P-srv", """\
   disks:
     - {path: IMAGE, bus: scsi, cache: none, io: native, discard: unmap, detect_zeroes: unmap, serial: SRV-DATA-1}
   guest_agent: true
   rng: {backend: /dev/urandom}
   watchdog: {model: i6300esb, action: poweroff}
-"""
+""")
 
 
 def test_server_devices_apply_live_and_leave(env):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.test_core_loop import BASE
+from tests.integration.test_core_loop import BASE, small_guest
 
 pytestmark = pytest.mark.libvirtd
 
@@ -27,20 +27,11 @@ def links(env):
 def test_bridge_and_macvtap_nics(env, links):
     bridge, veth = links
     net = BASE.split("---\n")[1]                       # the isolated test network
-    path = env.write(BASE.split("---\n")[0] + "---\n" + net + f"""\
----
-kind: Guest
-metadata: {{name: P-nics}}
-spec:
-  state: running
-  type: qemu
-  vcpus: 1
-  memory: 128MiB
-  console: false
+    path = env.write(small_guest("P-nics", f"""\
   interfaces:
     - {{bridge: {bridge}, mac: "52:54:00:b1:00:01"}}
     - {{direct: {{dev: {veth}, mode: bridge}}, mac: "52:54:00:b1:00:02"}}
-""")
+""").replace("---\nkind: Guest", "---\n" + net + "---\nkind: Guest", 1))
     env.converge()
     live = env.lookup("nics").XMLDesc(0)
     assert f"<source bridge='{bridge}'/>" in live and f"<source dev='{veth}' mode='bridge'/>" in live
