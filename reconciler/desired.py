@@ -58,8 +58,14 @@ def _uuid(item: Item, live: LiveObject | None, ctx: Context) -> str:
     return (fields.uuid_of(live.root) if live else None) or object_uuid(ctx.instance, item.ref.kind, item.ref.name)
 
 
+def _only(values: dict, stated: dict) -> dict:
+    """The part of `values` whose keys `stated` holds (a group the manifest states in part)."""
+    return {k: _only(v, stated[k]) if isinstance(v, dict) and isinstance(stated[k], dict) else v
+            for k, v in values.items() if k in stated}
+
+
 def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
-              unstated: tuple = ()) -> tuple[str, dict, dict]:
+              unstated: tuple = (), stated: dict | None = None) -> tuple[str, dict, dict]:
     """Render, read the fields back, then render again with the owner marker.
 
     The marker's hash covers exactly the compared fields, autostart and protection, so neither
@@ -67,6 +73,8 @@ def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
     values = fields.read(item.ref.kind, render(template, **{key: context | {"owner": None}}))
     for name in unstated:
         values[name] = None
+    for name, part in (stated or {}).items():     # groups stated in part: only what they state
+        values[name] = _only(values[name], part)
     compared = prune(values)
     spec = item.spec
     content = {"fields": compared, "autostart": getattr(spec, "autostart", None), "protect": spec.protect}
@@ -105,13 +113,17 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "graphics": spec.graphics, "console": spec.console, "firmware": spec.firmware,
         "secure_boot": spec.secure_boot, "tpm": spec.tpm, "guest_agent": spec.guest_agent, "rng": spec.rng,
         "watchdog": spec.watchdog, "memory_backing": spec.memory_backing, "filesystems": spec.filesystems,
+        "features": spec.features, "clock": spec.clock, "on_poweroff": spec.on_poweroff,
+        "on_reboot": spec.on_reboot, "on_crash": spec.on_crash,
         "enrolled_keys": spec.secure_boot if spec.enrolled_keys is None else spec.enrolled_keys,
     }
     # the domain type follows the host unless stated, so it is not compared then; nor are the
     # firmware fields left out (an adopted UEFI guest stays UEFI)
-    unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys", "guest_agent")
-                     if getattr(spec, name) is None)
-    xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated)
+    unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys", "guest_agent", "features",
+                                       "on_poweroff", "on_reboot", "on_crash") if getattr(spec, name) is None)
+    unstated += () if spec.clock and spec.clock.offset else ("clock_offset",)
+    stated = {"features": spec.features.model_dump(exclude_none=True)} if spec.features else {}
+    xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated, stated)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
@@ -121,6 +133,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     if spec.tpm:
         parts[("tpm", spec.tpm.model)] = render("tpm.xml.j2", tpm=spec.tpm)
     parts |= {("filesystems", fs.target): render("filesystem.xml.j2", fs=fs) for fs in spec.filesystems}
+    parts |= {("clock_timers", t.name): render("timer.xml.j2", t=t).strip() for t in (spec.clock.timers if spec.clock else [])}
     if spec.rng:
         parts[("rng", spec.rng.model)] = render("rng.xml.j2", rng=spec.rng)
     if spec.watchdog:

@@ -301,6 +301,35 @@ def write_nic_source(kind: str, attr: str) -> Callable[[Any, Any], None]:
 GUEST_AGENT = "org.qemu.guest_agent.0"
 
 
+def on_off(node) -> bool:
+    return text(node) == "on"
+
+
+def write_state(path: str) -> Callable[[Any, Any], None]:
+    """An element whose `state` attribute is on/off (None: the element goes)."""
+    def write(node, value: bool | None) -> None:
+        if value is None:
+            xmlpath.set_present(node, path, False)
+            return
+        xmlpath.ensure(node, path.split("/")).set("state", "on" if value else "off")
+    return write
+
+
+def write_yes_no(path: str) -> Callable[[Any, Any], None]:
+    def write(node, value: bool | None) -> None:
+        xmlpath.set_value(node, path, None if value is None else ("yes" if value else "no"))
+    return write
+
+
+def write_spinlocks(node, retries: int | None) -> None:
+    if retries is None:
+        xmlpath.set_present(node, "features/hyperv/spinlocks", False)
+        return
+    el = xmlpath.ensure(node, ["features", "hyperv", "spinlocks"])
+    el.set("state", "on")
+    el.set("retries", str(retries))
+
+
 def write_fs_driver(fs, driver: str | None) -> None:
     """virtiofs, or 9p (libvirt's driver type 'path', the default)."""
     xmlpath.set_value(fs, "driver/@type", "path" if driver in ("9p", None) else driver)
@@ -430,6 +459,35 @@ DOMAIN = {
                  also=("devices/console[@type='pty']",)),
     "guest_agent": F(f"devices/channel[target/@name='{GUEST_AGENT}']", exists, default=False,
                      write=write_guest_agent),
+    "features": {
+        "acpi": F("features/acpi", exists, default=False),
+        "apic": F("features/apic", exists, default=False),
+        "pae": F("features/pae", exists, default=False),
+        "vmport": F("features/vmport/@state", on_off, write=write_state("features/vmport")),
+        "kvm_hidden": F("features/kvm/hidden/@state", on_off, write=write_state("features/kvm/hidden")),
+        "hyperv": {
+            "relaxed": F("features/hyperv/relaxed/@state", on_off, write=write_state("features/hyperv/relaxed")),
+            "vapic": F("features/hyperv/vapic/@state", on_off, write=write_state("features/hyperv/vapic")),
+            "vpindex": F("features/hyperv/vpindex/@state", on_off, write=write_state("features/hyperv/vpindex")),
+            "runtime": F("features/hyperv/runtime/@state", on_off, write=write_state("features/hyperv/runtime")),
+            "synic": F("features/hyperv/synic/@state", on_off, write=write_state("features/hyperv/synic")),
+            "stimer": F("features/hyperv/stimer/@state", on_off, write=write_state("features/hyperv/stimer")),
+            "reset": F("features/hyperv/reset/@state", on_off, write=write_state("features/hyperv/reset")),
+            "frequencies": F("features/hyperv/frequencies/@state", on_off, write=write_state("features/hyperv/frequencies")),
+            "tlbflush": F("features/hyperv/tlbflush/@state", on_off, write=write_state("features/hyperv/tlbflush")),
+            "ipi": F("features/hyperv/ipi/@state", on_off, write=write_state("features/hyperv/ipi")),
+            "spinlocks": F("features/hyperv/spinlocks[@state='on']/@retries", int, write=write_spinlocks),
+        },
+    },
+    "clock_offset": F("clock/@offset", manifest="clock.offset"),
+    "clock_timers": Items("clock/timer", "@name", key_field="name", parent=lambda root: xmlpath.ensure(root, ["clock"]),
+                          manifest="clock.timers", table={
+        "tickpolicy": F("@tickpolicy"),
+        "present": F("@present", yes_no, write=write_yes_no("@present")),
+    }),
+    "on_poweroff": F("on_poweroff"),
+    "on_reboot": F("on_reboot"),
+    "on_crash": F("on_crash"),
     "memory_backing": {
         "source": F("memoryBacking/source/@type"),
         "access": F("memoryBacking/access/@mode"),

@@ -357,6 +357,42 @@ class Filesystem(Strict):
         return self
 
 
+class Hyperv(Strict):
+    """Hyper-V enlightenments (what virt-install writes for Windows: relaxed, vapic, spinlocks)."""
+
+    relaxed: bool | None = None
+    vapic: bool | None = None
+    vpindex: bool | None = None
+    runtime: bool | None = None
+    synic: bool | None = None
+    stimer: bool | None = None
+    reset: bool | None = None
+    frequencies: bool | None = None
+    tlbflush: bool | None = None
+    ipi: bool | None = None
+    spinlocks: int | None = Field(None, ge=4095, description="spinlock retries (8191 is virt-install's)")
+
+
+class Features(Strict):
+    acpi: bool | None = None
+    apic: bool | None = None
+    pae: bool | None = None
+    vmport: bool | None = Field(None, description="VMware's I/O port (off for most guests)")
+    kvm_hidden: bool | None = Field(None, description="hide KVM from the guest (some GPU drivers check)")
+    hyperv: Hyperv | None = None
+
+
+class Timer(Strict):
+    name: Literal["rtc", "pit", "hpet", "hypervclock", "kvmclock", "tsc"]
+    tickpolicy: Literal["delay", "catchup", "merge", "discard"] | None = None
+    present: bool | None = None
+
+
+class Clock(Strict):
+    offset: Literal["utc", "localtime"] | None = Field(None, description="localtime for Windows guests")
+    timers: list[Timer] = []
+
+
 class Rng(Strict):
     model: Literal["virtio"] = "virtio"
     backend: Literal["/dev/urandom", "/dev/random"] = Field("/dev/urandom", description="the host's entropy source")
@@ -399,6 +435,12 @@ class GuestSpec(Strict):
                                                        "(org.qemu.guest_agent.0); left out: not managed")
     rng: Rng | None = Field(None, description="a virtio RNG fed from the host's entropy")
     memory_backing: MemoryBacking | None = Field(None, description="how the guest's memory is backed on the host")
+    features: Features | None = Field(None, description="hypervisor features; only those stated are managed")
+    clock: Clock | None = Field(None, description="the guest's clock: offset and timers")
+    on_poweroff: Literal["destroy", "restart", "preserve", "rename-restart"] | None = None
+    on_reboot: Literal["destroy", "restart", "preserve", "rename-restart"] | None = None
+    on_crash: Literal["destroy", "restart", "preserve", "rename-restart", "coredump-destroy",
+                      "coredump-restart"] | None = None
     filesystems: list[Filesystem] = Field([], description="host directories shared with the guest (virtiofs, 9p)")
     watchdog: Watchdog | None = Field(None, description="a watchdog device and its action")
     boot: list[Literal["hd", "cdrom", "network", "fd"]] = Field(

@@ -108,12 +108,12 @@ def test_virt_install_guests_keep_everything_but_the_changed_field(env, corpus):
     code, doc = env.plan("--show-unmanaged")
     assert code == 0, [c["address"] for c in doc["changes"]]
     unmanaged = {address.rsplit("/", 1)[1]: parts for address, parts in doc["unmanaged"].items()}
-    assert "clock" in unmanaged[env.name("g-uefi")] and "devices/tpm" not in unmanaged[env.name("g-tpm")]
+    assert "devices/audio" in unmanaged[env.name("g-uefi")] and "devices/tpm" not in unmanaged[env.name("g-tpm")]
     assert "firmware: efi" in (env.dir / f"Guest-{env.name('g-uefi')}.yaml").read_text()     # declared now
     assert "tpm:" in (env.dir / f"Guest-{env.name('g-tpm')}.yaml").read_text()
     assert "devices/graphics/@keymap" in unmanaged[env.name("g-vncpass")]   # (passwd: not readable read-only)
     status = env.run("status", str(env.dir), "--show-unmanaged")
-    assert "not managed (kept as they are): " in status.stdout and "clock" in status.stdout
+    assert "not managed (kept as they are): " in status.stdout and "devices/audio" in status.stdout
     before = {n: env.conn.lookupByName(n).XMLDesc(SECURE) for n in names}
     for name in names:
         edit_file(env, "Guest", name, r"current: 256MiB", "current: 192MiB")
