@@ -13,6 +13,7 @@ definition, changing only what the field names (edit.py). A table maps a field n
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import threading
@@ -619,19 +620,26 @@ def _required(table: dict, prefix: str = "") -> set[str]:
 REQUIRED = {kind: _required(table) for kind, table in TABLES.items()}
 
 
+@functools.lru_cache(maxsize=None)
+def xp(path: str) -> etree.XPath:
+    """`path` compiled once (the declarations are read for every object of every run)."""
+    return etree.XPath(path)
+
+
 def _read(table: dict, node) -> dict:
     out: dict[str, Any] = {}
     for name, spec in table.items():
         if isinstance(spec, dict):
             out[name] = _read(spec, node)
         elif isinstance(spec, F):
-            found = node.xpath(spec.xpath)
+            found = xp(spec.xpath)(node)
             out[name] = spec.conv(found[0]) if found else spec.default
         elif isinstance(spec, L):
-            out[name] = [spec.conv(n) for n in node.xpath(spec.xpath)]
+            out[name] = [spec.conv(n) for n in xp(spec.xpath)(node)]
         else:
-            out[name] = {spec.key_conv(el.xpath(spec.key)[0]): _read(spec.table, el)
-                         for el in node.xpath(spec.xpath) if el.xpath(spec.key)}
+            key = xp(spec.key)
+            out[name] = {spec.key_conv(found[0]): _read(spec.table, el)
+                         for el in xp(spec.xpath)(node) for found in [key(el)] if found}
     return out
 
 
