@@ -99,7 +99,8 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
                       "discard": disk.discard, "detect_zeroes": disk.detect_zeroes, "serial": disk.serial})
     live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
-    nics = [{"network": n.network, "bridge": n.bridge, "direct": n.direct, "mac": mac, "model": n.model}
+    nics = [{"network": n.network, "bridge": n.bridge, "direct": n.direct, "mac": mac, "model": n.model,
+             "mtu": n.mtu, "queues": n.queues, "link": n.link}
             for n, mac in zip(spec.interfaces, macs)]
     g = {
         "name": item.ref.name, "uuid": uuid,

@@ -449,6 +449,9 @@ DOMAIN = {
                             also=("@type",)),
                    "mode": F("self::*[@type='direct']/source/@mode")},
         "model": F("model/@type"),
+        "mtu": F("mtu/@size", int),
+        "queues": F("driver/@queues", int),
+        "link": F("link/@state", live=liverules.nic_link, runtime=True),
     }, key_conv=lower, live=liverules.hotplug, key_field="mac"),
     "graphics": Items("devices/graphics[@type='vnc']", "@type", single=True, key_field="type", table={
         "listen": F("@listen | listen[@type='address']/@address", default="", write=write_listen,

@@ -48,6 +48,16 @@ def hotplug(ch: LiveChange) -> Op | None:
     return None
 
 
+def nic_link(ch: LiveChange) -> Op | None:
+    """A NIC's link goes up or down live (updateDeviceFlags), when nothing else of it changes."""
+    running = (ch.running.get("interfaces") or {}).get(ch.parts[1])
+    if running is None or ch.item is None:
+        return None
+    if any(value != running.get(name) for name, value in ch.item.items() if name != "link"):
+        return None
+    return Op(OpName.UPDATE_DEVICE, {"xml": ch.xml})
+
+
 def cdrom_media(ch: LiveChange) -> Op | None:
     """A cdrom's media changes live."""
     if ch.item and ch.item.get("device") == "cdrom":

@@ -290,6 +290,9 @@ class Interface(Strict):
     direct: Direct | None = Field(None, description="macvtap on a host interface")
     mac: Mac | None = Field(None, description="pinned MAC; when left out, kept from the live guest or derived")
     model: Literal["virtio", "e1000e", "e1000", "rtl8139"] = "virtio"
+    mtu: int | None = Field(None, ge=68, le=65535, description="the guest side MTU")
+    queues: int | None = Field(None, ge=1, le=256, description="virtio multiqueue: queue pairs (one per vCPU)")
+    link: Literal["up", "down"] | None = Field(None, description="the link state; changed live")
     ip: ipaddress.IPv4Address | None = Field(None, description="a static DHCP lease for this NIC on its network "
                                                                 "(added to the network's dhcp hosts; needs mac)")
 
@@ -302,6 +305,8 @@ class Interface(Strict):
             raise ValueError("ip (a DHCP lease) is for a NIC on a libvirt network")
         if self.ip is not None and self.mac is None:
             raise ValueError("ip (a DHCP lease) needs the NIC's mac")
+        if self.queues is not None and self.model != "virtio":
+            raise ValueError("queues (multiqueue) needs model: virtio")
         return self
 
 

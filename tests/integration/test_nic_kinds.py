@@ -3,6 +3,7 @@ a new one is hot-plugged, a NIC moved from a bridge to a libvirt network keeps i
 missing bridge is a plan error for a guest that will run."""
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -49,3 +50,31 @@ def test_bridge_and_macvtap_nics(env, links):
     subprocess.run(["ip", "link", "del", bridge], check=True)
     done = env.run("plan", str(env.dir))
     assert done.returncode == 1 and f"spec.interfaces.2.bridge: '{bridge}' does not exist" in done.stderr, done.stderr
+
+
+def test_link_state_changes_live_and_is_runtime_drift(env):
+    net = BASE.split("---\n")[1]
+    path = env.write(small_guest("P-link", f"""\
+  interfaces: [{{network: {env.name('net')}, mac: "52:54:00:b2:00:01", queues: 2, mtu: 1400}}]
+""").replace("---\nkind: Guest", "---\n" + net + "---\nkind: Guest", 1))
+    env.converge()
+    live = env.lookup("link").XMLDesc(0)
+    assert "<driver queues='2'/>" in live and "<mtu size='1400'/>" in live
+    path.write_text(path.read_text().replace("mtu: 1400}", "mtu: 1400, link: down}"))
+    code, doc = env.plan()
+    guest = next(c for c in doc["changes"] if c["kind"] == "Guest")
+    assert {c["path"]: c["impact"] for c in guest["changes"]} == {"interfaces[0].link": "live"}
+    env.converge()                                           # no --restart: made live
+    assert "<link state='down'/>" in env.lookup("link").XMLDesc(0)
+    dom = env.conn.lookupByName(env.name("link"))
+    dom.updateDeviceFlags("<interface type='network'><mac address='52:54:00:b2:00:01'/>"
+                          f"<source network='{env.name('net')}'/><model type='virtio'/><driver queues='2'/><mtu size='1400'/>"
+                          "<link state='up'/>"
+                          "</interface>", 1)              # up again, live only (virsh domif-setlink)
+    done = env.run("drift", str(env.dir), "--json")
+
+    found = [f for f in json.loads(done.stdout)["findings"] if f["class"] == "runtime"]
+    assert done.returncode == 2 and found[0]["changes"] == [
+        {"path": "interfaces[0].link (running)", "before": "up", "after": "down"}], found
+    assert env.run("drift", str(env.dir), "--repair").returncode == 0
+    assert "<link state='down'/>" in env.lookup("link").XMLDesc(0)
