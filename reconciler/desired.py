@@ -115,13 +115,15 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "secure_boot": spec.secure_boot, "tpm": spec.tpm, "guest_agent": spec.guest_agent, "rng": spec.rng,
         "watchdog": spec.watchdog, "memory_backing": spec.memory_backing, "filesystems": spec.filesystems,
         "features": spec.features, "clock": spec.clock, "on_poweroff": spec.on_poweroff,
+        "boot_menu": spec.boot_menu, "kernel": spec.kernel, "initrd": spec.initrd, "cmdline": spec.cmdline,
         "on_reboot": spec.on_reboot, "on_crash": spec.on_crash,
         "enrolled_keys": spec.secure_boot if spec.enrolled_keys is None else spec.enrolled_keys,
     }
     # the domain type follows the host unless stated, so it is not compared then; nor are the
     # firmware fields left out (an adopted UEFI guest stays UEFI)
     unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys", "guest_agent", "features",
-                                       "on_poweroff", "on_reboot", "on_crash") if getattr(spec, name) is None)
+                                       "on_poweroff", "on_reboot", "on_crash", "boot_menu", "kernel", "initrd",
+                                       "cmdline") if getattr(spec, name) is None)
     unstated += () if spec.clock and spec.clock.offset else ("clock_offset",)
     stated = {"features": spec.features.model_dump(exclude_none=True)} if spec.features else {}
     xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated, stated)

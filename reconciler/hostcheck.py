@@ -92,6 +92,10 @@ def _local_files(item: Item, state: HostState) -> list[Diagnostic]:
                                                                       f"{state.host!r} (or is not a file)"))
             elif disk.path and not os.access(disk.path, os.R_OK):
                 out.append(_diag(item, ("spec", "disks", n, "path"), f"{disk.path} is not readable"))
+        for name in ("kernel", "initrd"):
+            file = getattr(item.spec, name)
+            if file and not os.access(file, os.R_OK):
+                out.append(_diag(item, ("spec", name), f"{file} does not exist or is not readable on host {state.host!r}"))
         for n, fs in enumerate(item.spec.filesystems):
             if not os.path.isdir(fs.source):
                 out.append(_diag(item, ("spec", "filesystems", n, "source"),

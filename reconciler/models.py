@@ -425,6 +425,11 @@ class GuestSpec(Strict):
     cpu: Cpu | None = None
     firmware: Literal["bios", "efi"] | None = Field(
         None, description="efi: UEFI (OVMF), the firmware file chosen by libvirt; left out: not managed")
+    boot_menu: bool | None = Field(None, description="the firmware's boot menu (press Esc/F12 at start)")
+    kernel: Annotated[HostPath, AfterValidator(_not_root)] | None = Field(
+        None, description="direct kernel boot: a kernel image on the host")
+    initrd: Annotated[HostPath, AfterValidator(_not_root)] | None = Field(None, description="its initrd (needs kernel)")
+    cmdline: str | None = Field(None, max_length=4096, description="its command line (needs kernel)")
     secure_boot: bool | None = Field(None, description="UEFI secure boot (needs firmware: efi and a q35 machine; "
                                                        "turns SMM on)")
     enrolled_keys: bool | None = Field(None, description="UEFI firmware with Microsoft's keys enrolled; a new guest "
@@ -464,6 +469,13 @@ class GuestSpec(Strict):
         targets = [f.target for f in self.filesystems]
         if len(targets) != len(set(targets)):
             raise ValueError(f"filesystem targets repeat: {sorted(targets)}")
+        return self
+
+    @model_validator(mode="after")
+    def _kernel_needs(self) -> "GuestSpec":
+        for name in ("initrd", "cmdline"):
+            if getattr(self, name) is not None and self.kernel is None:
+                raise ValueError(f"{name} needs kernel (direct kernel boot)")
         return self
 
     @model_validator(mode="after")

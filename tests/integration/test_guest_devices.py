@@ -42,3 +42,30 @@ def test_server_devices_apply_live_and_leave(env):
     saved = env.lookup("srv").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     assert "cache='directsync'" in saved and "<rng" not in saved
     assert "org.example.by-hand" in saved and "org.qemu.guest_agent.0" in saved
+
+
+def test_direct_kernel_boot_and_boot_menu(env):
+    kernel, initrd = IMAGES / f"{env.prefix}-vmlinuz", IMAGES / f"{env.prefix}-initrd"
+    for file in (kernel, initrd):
+        file.write_bytes(b"\0" * 4096)
+    spec = f"""\
+  boot_menu: true
+  kernel: {kernel}
+  initrd: {initrd}
+  cmdline: "console=ttyS0 root=/dev/vda1"
+"""
+    path = env.write(small_guest("P-kern", spec).replace("state: running", "state: shutoff"))
+    env.converge()
+    saved = env.lookup("kern").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    for part in (f"<kernel>{kernel}</kernel>", f"<initrd>{initrd}</initrd>",
+                 "<cmdline>console=ttyS0 root=/dev/vda1</cmdline>", "<bootmenu enable='yes'/>"):
+        assert part in saved, part
+    path.write_text(path.read_text().replace("root=/dev/vda1", "root=/dev/vda2").replace("state: shutoff", "state: running")
+                    .replace(str(initrd), str(initrd) + "-missing"))
+    done = env.run("plan", str(env.dir))
+    assert done.returncode == 1 and "spec.initrd:" in done.stderr and "does not exist" in done.stderr, done.stderr
+    path.write_text(path.read_text().replace(str(initrd) + "-missing", str(initrd)).replace("state: running", "state: shutoff"))
+    code, doc = env.plan()
+    assert [c["path"] for c in doc["changes"][0]["changes"]] == ["cmdline"]
+    env.converge()
+    assert "<cmdline>console=ttyS0 root=/dev/vda2</cmdline>" in env.lookup("kern").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
