@@ -61,21 +61,10 @@ def _written(table: dict, values: dict) -> dict:
     return out
 
 
-def _paths(table: dict, prefix: str = "", want=lambda decl: True) -> set[str]:
-    """Manifest paths of the fields of `table` that `want` picks."""
-    out = set()
-    for name, decl in table.items():
-        if isinstance(decl, dict):
-            out |= _paths(decl, f"{prefix}{name}.", want)
-        elif want(decl):
-            out.add(prefix + (getattr(decl, "manifest", None) or name))
-    return out
-
-
 # Manifest paths that cannot be left out (libvirt needs the value), and single-item mappings.
-REQUIRED = {kind: _paths(table, want=lambda d: isinstance(d, fields.F) and d.required)
-            for kind, table in fields.TABLES.items()}
-SINGLE = {kind: _paths(table, want=lambda d: isinstance(d, fields.Items) and d.single)
+REQUIRED = {kind: {fields.manifest_path(kind, name.split("."), {}) for name in names}
+            for kind, names in fields.REQUIRED.items()}
+SINGLE = {kind: {spec.manifest or name for name, spec in table.items() if isinstance(spec, fields.Items) and spec.single}
           for kind, table in fields.TABLES.items()}
 
 

@@ -47,7 +47,8 @@ def _changes(want, before: dict, after: dict, applied: dict | None = None, requi
             for c in diff(after, before, applied, required)]
 
 
-def _runtime(host: str, kind: str, name: str, want, live) -> list[Finding]:
+def _runtime(host: str, kind: str, name: str, want, live, saved: dict) -> list[Finding]:
+    """`saved`: the object's saved definition, read (fields.read)."""
     if kind == "Guest":
         state = "shutoff" if not live.active else "paused" if live.paused else "running"
         out = []
@@ -58,7 +59,6 @@ def _runtime(host: str, kind: str, name: str, want, live) -> list[Finding]:
             out.append(Finding(host, kind, name, "runtime", "the running guest runs an older definition "
                                "(restart pending)"))
         elif live.active and live.live_xml is not None:
-            saved = fields.read(kind, live.root)
             running = [{"path": want.manifest_path(c.parts) + " (running)", "before": c.before, "after": c.after}
                        for c in running_diff(kind, saved, fields.read(kind, live.live_root))
                        if get_path(want.fields, c.parts) is not None]      # fields the manifest manages
@@ -72,10 +72,9 @@ def _runtime(host: str, kind: str, name: str, want, live) -> list[Finding]:
     return []
 
 
-def _owned(host: str, item, want, live, rec) -> list[Finding]:
+def _owned(host: str, item, want, live, rec, live_fields: dict) -> list[Finding]:
     kind, name = item.ref.kind, item.ref.name
     out = []
-    live_fields = fields.read(kind, live.root)
     applied = rec.content.get("autostart")
     drifted = _changes(want, live_fields, rec.fields)   # before = live now, after = as applied
     if applied is not None and applied != live.autostart:
@@ -87,15 +86,17 @@ def _owned(host: str, item, want, live, rec) -> list[Finding]:
         out.append(Finding(host, kind, name, "pending", "the manifests changed since it was applied "
                            "(as applied -> manifests)",
                            _changes(want, rec.fields, want.fields, rec.fields, fields.REQUIRED[kind])))
-    return out + _runtime(host, kind, name, want, live)
+    return out + _runtime(host, kind, name, want, live, live_fields)
 
 
-def unmanaged_parts(kind: str, want, live, rec) -> list[str]:
+def unmanaged_parts(kind: str, want, live, rec, live_fields: dict | None = None) -> list[str]:
     """What no manifest field manages in an owned object: repeated elements the manifest never
-    stated (a disk added by hand) and elements no field declares. Reported, never drift."""
-    managed = {k: {**(want.fields.get(k) or {}), **(rec.fields.get(k) or {})}
+    stated (a disk added by hand) and elements no field declares. Reported, never drift.
+    `live_fields`: the object's fields when they were read already."""
+    managed = {k: {**(want.fields.get(k) or {}), **((rec.fields.get(k) or {}) if rec else {})}
                for k in want.fields if isinstance(want.fields.get(k), dict)}
-    return fields.unmanaged_items(kind, fields.read(kind, live.root), managed, want.exclusive) \
+    live_fields = fields.read(kind, live.root) if live_fields is None else live_fields
+    return fields.unmanaged_items(kind, live_fields, managed, want.exclusive) \
         + fields.unmanaged(kind, live.root)
 
 
@@ -126,9 +127,10 @@ def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.C
             findings.append(Finding(host, *key, "unmanaged", "declared, but the object on the host is not "
                                     "managed by this instance (adopt it)"))
         else:
-            findings += _owned(host, item, want, live, rec)
+            live_fields = fields.read(item.ref.kind, live.root)
+            findings += _owned(host, item, want, live, rec, live_fields)
             if unmanaged is not None:
-                unmanaged[str(item.ref)] = unmanaged_parts(item.ref.kind, want, live, rec)
+                unmanaged[str(item.ref)] = unmanaged_parts(item.ref.kind, want, live, rec, live_fields)
     for entry in host_inventory(state, ctx.instance):
         key = (entry.kind, entry.name)
         if key in declared:

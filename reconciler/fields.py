@@ -106,8 +106,8 @@ class Items:
 
     def find(self, node, key: str):
         """The element whose key reads as `key`, or None."""
-        for el in node.xpath(self.xpath):
-            found = el.xpath(self.key)
+        for el in xp(self.xpath)(node):
+            found = xp(self.key)(el)
             if found and self.key_conv(found[0]) == key:
                 return el
         return None
@@ -660,13 +660,13 @@ def _touched(table: dict, node, out: set) -> None:
             _touched(spec, node, out)
             continue
         if isinstance(spec, Items):
-            for el in node.xpath(spec.xpath):
+            for el in xp(spec.xpath)(node):
                 out.add(el)
-                for key in el.xpath(spec.key):
+                for key in xp(spec.key)(el):
                     out.add((key.getparent(), key.attrname) if getattr(key, "is_attribute", False) else key)
                 _touched(spec.table, el, out)
             continue
-        for found in [f for xpath in (spec.xpath, *getattr(spec, "also", ())) for f in node.xpath(xpath)]:
+        for found in [f for path in (spec.xpath, *getattr(spec, "also", ())) for f in xp(path)(node)]:
             if getattr(found, "is_attribute", False):
                 out.add((found.getparent(), found.attrname))
             elif isinstance(found, etree._Element):

@@ -127,35 +127,29 @@ FIRMWARE_DESCRIPTORS = (Path("/usr/share/qemu/firmware"), Path("/etc/qemu/firmwa
 
 
 def _boot_needs(item: Item, state: HostState) -> list[Diagnostic]:
-    """A guest that will start (a local host): its firmware files and swtpm, from its saved
-    definition (firmware and TPM the manifest does not state stay as they are: edit in place)."""
-    live = state.get("Guest", item.ref.name)
-    if item.spec.state == "shutoff" or (live is not None and live.active):
+    """A guest that will start (a local host): its firmware files, UEFI firmware descriptors and
+    swtpm. A new guest's needs come from its manifest; an existing one's from its saved definition
+    (firmware and TPM the manifest does not state stay as they are: edit in place)."""
+    live, spec = state.get("Guest", item.ref.name), item.spec
+    if spec.state == "shutoff" or (live is not None and live.active):
         return []
-    if live is None:                    # a new guest: what its manifest asks for
-        return _new_boot_needs(item, state)
-    root, out, where = live.root, [], ("spec", "state")
-    for path in root.xpath("os/loader/text() | os/nvram/@template"):
-        if not os.path.exists(str(path).strip()):
-            out.append(_diag(item, where, f"its firmware file {str(path).strip()} is missing on host {state.host!r} "
-                                          "(install OVMF, or fix <os> with virsh edit)"))
-    if root.xpath("os[@firmware='efi']") and not root.xpath("os/loader/text()") and not any(
-            d.is_dir() and any(d.glob("*.json")) for d in FIRMWARE_DESCRIPTORS):
-        out.append(_diag(item, where, f"it asks for UEFI firmware and host {state.host!r} has no firmware "
-                                      "descriptors (install OVMF)"))
-    if root.xpath("devices/tpm/backend[@type='emulator']") and not shutil.which("swtpm"):
-        out.append(_diag(item, where, f"its emulated TPM needs swtpm, which host {state.host!r} lacks (install swtpm)"))
-    return out
-
-
-def _new_boot_needs(item: Item, state: HostState) -> list[Diagnostic]:
-    out, spec = [], item.spec
-    if spec.firmware == "efi" and not any(d.is_dir() and any(d.glob("*.json")) for d in FIRMWARE_DESCRIPTORS):
-        out.append(_diag(item, ("spec", "firmware"), f"host {state.host!r} has no UEFI firmware descriptors "
-                                                     "(install OVMF)"))
-    if spec.tpm and not shutil.which("swtpm"):
-        out.append(_diag(item, ("spec", "tpm"), f"an emulated TPM needs swtpm, which host {state.host!r} lacks "
-                                                "(install swtpm)"))
+    if live is None:
+        files, efi, tpm = [], spec.firmware == "efi", spec.tpm is not None
+        efi_at, tpm_at = ("spec", "firmware"), ("spec", "tpm")
+    else:
+        root = live.root
+        files = [str(p).strip() for p in root.xpath("os/loader/text() | os/nvram/@template")]
+        efi = bool(root.xpath("os[@firmware='efi']")) and not root.xpath("os/loader/text()")
+        tpm = bool(root.xpath("devices/tpm/backend[@type='emulator']"))
+        efi_at = tpm_at = ("spec", "state")
+    where = f"host {state.host!r}"
+    out = [_diag(item, ("spec", "state"), f"its firmware file {f} is missing on {where} (install OVMF, or fix "
+                                          "<os> with virsh edit)") for f in files if not os.path.exists(f)]
+    if efi and not any(d.is_dir() and any(d.glob("*.json")) for d in FIRMWARE_DESCRIPTORS):
+        out.append(_diag(item, efi_at, f"it asks for UEFI firmware and {where} has no firmware descriptors "
+                                       "(install OVMF)"))
+    if tpm and not shutil.which("swtpm"):
+        out.append(_diag(item, tpm_at, f"its emulated TPM needs swtpm, which {where} lacks (install swtpm)"))
     return out
 
 

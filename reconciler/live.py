@@ -61,6 +61,17 @@ class HostState:
     def get(self, kind: str, name: str) -> LiveObject | None:
         return self.objects.get((kind, name))
 
+    @cached_property
+    def secret_roots(self) -> dict[str, etree._Element]:
+        """The tool's secrets, parsed once (one that is not well-formed is not the tool's: left out)."""
+        out = {}
+        for usage, xml in self.secrets.items():
+            try:
+                out[usage] = fields.parse(xml)
+            except etree.XMLSyntaxError:
+                continue
+        return out
+
 
 def capabilities(xml: str) -> HostFacts:
     """HostFacts from libvirt's capabilities XML (x86_64 hvm guests)."""

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from . import __version__
+from . import __version__, fields
 from .errors import AdapterError, ReconcilerError
 from .ownership import LOCK_USAGE
 from .render import render
@@ -118,7 +118,6 @@ def try_lock(host, lock: Lock) -> str | None:
 
 def _holder(host, name: str):
     """The held lock secret's XML root, or None when no lock is held."""
-    from . import fields
     try:
         return fields.parse(host.secret_xml("Secret", name))
     except AdapterError as exc:

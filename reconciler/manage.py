@@ -77,10 +77,11 @@ def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None,
         ctx = desired.Context(instance, gitinfo.provenance(paths))
         have = fields.read(kind, live.root)
         built: dict = {}
+        loaded = loader.load(paths)
 
         def still_changed(doc: dict) -> list:
             built["text"] = adopt_mod.yaml_text(doc)
-            full = _validated(paths, out, built["text"])
+            full = _validated(loaded, out, built["text"])
             built["want"] = want = desired.build(full.items[Ref(host, kind, name)], full, state, ctx)
             return [fields.manifest_location(kind, c.parts, want.index) for c in diff.diff(want.fields, have)]
 
@@ -91,9 +92,10 @@ def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None,
     return out, [f"{part} (left out of the manifest)" for part in left_out] + fields.unmanaged(kind, live.root)
 
 
-def _validated(paths: list[Path], out: Path, text: str) -> Manifest:
-    """The manifests with the adopted document, validated as if it were already written to `out`."""
-    docs, problems = loader.load(paths)
+def _validated(loaded: tuple, out: Path, text: str) -> Manifest:
+    """The manifests (`loaded`: loader.load's documents and problems) with the adopted document,
+    validated as if it were already written to `out`."""
+    docs, problems = loaded
     try:
         return build(docs + loader.parse_text(str(out), text), problems)
     except ReconcilerError as exc:

@@ -163,11 +163,11 @@ def read_secret_record(xml) -> tuple[tuple[str, str], Record] | None:
 def secret_records(state: HostState, instance: str | None = None) -> dict[tuple[str, str], Record]:
     """Records kept in secrets (of `instance`, or of every instance)."""
     out = {}
-    for usage, xml in state.secrets.items():
+    for usage, root in state.secret_roots.items():
         parts = usage.split("/", 3)
         if not usage.startswith(RECORD_USAGE) or len(parts) != 4 or (instance and parts[1] != instance):
             continue
-        found = read_secret_record(xml)
+        found = read_secret_record(root)
         if found:
             out[found[0]] = found[1]
     return out

@@ -129,7 +129,7 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
                 problems += _schema_problems(item, action)
                 plan.actions.append(action)
         declared = {(i.ref.kind, i.ref.name) for i in manifest.for_host(host)}
-        plan.actions[:0] = [a for a in move_legacy_records(host, instance, state)]
+        plan.actions[:0] = move_legacy_records(host, instance, state)
         plan.actions += forget_gone(host, declared, owned, state)
         if options.prune or manifest.hosts[host].spec.prune:
             problems += _prune(plan, host, manifest.for_host(host), owned, state, options)
