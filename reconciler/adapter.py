@@ -197,11 +197,12 @@ class Host:
             state.objects[(obj.kind, obj.name)] = obj
         return obj
 
-    @staticmethod
-    def _domain(dom) -> LiveObject:
+    def _domain(self, dom) -> LiveObject:
+        """A guest as read: its saved definition (with passwords on a read-write connection)."""
         run_state = dom.state()[0]
         active = run_state != libvirt.VIR_DOMAIN_SHUTOFF
-        return LiveObject("Guest", dom.name(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), active,
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE | (0 if self.readonly else libvirt.VIR_DOMAIN_XML_SECURE)
+        return LiveObject("Guest", dom.name(), dom.XMLDesc(flags), active,
                           bool(dom.autostart()) if dom.isPersistent() else False,
                           dom.XMLDesc(0) if active else None, run_state == libvirt.VIR_DOMAIN_PAUSED)
 
@@ -338,8 +339,8 @@ class Host:
         self.conn.lookupByName(name).attachDeviceFlags(xml, LIVE_CONFIG)
 
     @_libvirt("update device")
-    def update_device(self, kind: str, name: str, xml: str) -> None:
-        self.conn.lookupByName(name).updateDeviceFlags(xml, LIVE_CONFIG)
+    def update_device(self, kind: str, name: str, xml: str, saved: bool = True) -> None:
+        self.conn.lookupByName(name).updateDeviceFlags(xml, LIVE_CONFIG if saved else libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
     @_libvirt("set metadata")
     def set_metadata(self, kind: str, name: str, element: str | None, prefix: str, namespace: str,

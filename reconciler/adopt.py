@@ -53,7 +53,7 @@ def _written(table: dict, values: dict) -> dict:
                 _put(out, decl.manifest or name, items)
         elif isinstance(decl, fields.L):
             out[name] = list(value or [])
-        else:
+        elif not getattr(decl, "secret", False):       # a password is never written back (nor known)
             if isinstance(decl, fields.F) and decl.adopt and value not in (None, ""):
                 value = decl.adopt(value)
             if value not in (None, ""):

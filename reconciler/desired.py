@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import fields
+from . import fields, secretref
 from .identity import disk_targets, interface_macs, object_uuid, spec_hash
 from .live import HostState, LiveObject
 from .manifest import Item, Manifest, Ref
@@ -46,11 +46,17 @@ class Desired:
         return marker_xml(self.owner)
 
 
-def prune(values):
-    """Drop what the manifest did not state (None) so it is never compared."""
+_COLLECTIONS = {name for table in fields.TABLES.values() for name, spec in table.items()
+                if isinstance(spec, fields.Items)}
+_STATED_WHOLE = ("disks", "interfaces", "graphics", "dhcp_hosts")    # spec.exclusive needs them, even empty
+
+
+def prune(values, items: bool = False):
+    """Drop what the manifest did not state (None) so it is never compared; the items of a keyed
+    collection stay even when they hold no field (a sound card is its model alone)."""
     if isinstance(values, dict):
-        out = {k: prune(v) for k, v in values.items() if v is not None}
-        return {k: v for k, v in out.items() if v != {} or k in ("disks", "interfaces", "graphics", "dhcp_hosts")}
+        out = {k: prune(v, k in _COLLECTIONS) for k, v in values.items() if v is not None}
+        return {k: v for k, v in out.items() if v != {} or items or k in _STATED_WHOLE}
     return values
 
 
@@ -77,7 +83,7 @@ def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
         values[name] = _only(values[name], part)
     compared = prune(values)
     spec = item.spec
-    content = {"fields": compared, "autostart": getattr(spec, "autostart", None), "protect": spec.protect}
+    content = {"fields": secretref.stable(compared), "autostart": getattr(spec, "autostart", None), "protect": spec.protect}
     owner = owner_context(ctx.instance, spec_hash(item.ref.kind, item.ref.name, content), content,
                           ctx.provenance, spec.protect)
     return render(template, **{key: context | {"owner": owner}}), compared, owner
@@ -116,14 +122,15 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "watchdog": spec.watchdog, "memory_backing": spec.memory_backing, "filesystems": spec.filesystems,
         "features": spec.features, "clock": spec.clock, "on_poweroff": spec.on_poweroff,
         "boot_menu": spec.boot_menu, "kernel": spec.kernel, "initrd": spec.initrd, "cmdline": spec.cmdline,
-        "on_reboot": spec.on_reboot, "on_crash": spec.on_crash,
+        "on_reboot": spec.on_reboot, "on_crash": spec.on_crash, "video": spec.video, "inputs": spec.inputs,
+        "sound": spec.sound, "usb_redirect": spec.usb_redirect, "spice_agent": spec.spice_agent,
         "enrolled_keys": spec.secure_boot if spec.enrolled_keys is None else spec.enrolled_keys,
     }
     # the domain type follows the host unless stated, so it is not compared then; nor are the
     # firmware fields left out (an adopted UEFI guest stays UEFI)
     unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys", "guest_agent", "features",
                                        "on_poweroff", "on_reboot", "on_crash", "boot_menu", "kernel", "initrd",
-                                       "cmdline") if getattr(spec, name) is None)
+                                       "cmdline", "usb_redirect", "spice_agent") if getattr(spec, name) is None)
     unstated += () if spec.clock and spec.clock.offset else ("clock_offset",)
     stated = {"features": spec.features.model_dump(exclude_none=True)} if spec.features else {}
     xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated, stated)
@@ -133,6 +140,11 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     parts |= {("interfaces", n["mac"]): render("interface.xml.j2", nic=n) for n in nics}
     if spec.graphics:
         parts[("graphics", spec.graphics.type)] = render("graphics.xml.j2", gr=spec.graphics)
+    if spec.video:
+        parts[("video", spec.video.model)] = render("video.xml.j2", video=spec.video)
+    if spec.sound:
+        parts[("sound", spec.sound.model)] = render("sound.xml.j2", sound=spec.sound)
+    parts |= {("inputs", i.type): render("input.xml.j2", input=i) for i in spec.inputs}
     if spec.tpm:
         parts[("tpm", spec.tpm.model)] = render("tpm.xml.j2", tpm=spec.tpm)
     parts |= {("filesystems", fs.target): render("filesystem.xml.j2", fs=fs) for fs in spec.filesystems}
@@ -142,6 +154,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     if spec.watchdog:
         parts[("watchdog", spec.watchdog.model)] = render("watchdog.xml.j2", wd=spec.watchdog)
     index = {("disks", t): n for n, t in enumerate(targets)} | {("interfaces", m): n for n, m in enumerate(macs)}
+    index |= {("inputs", i.type): n for n, i in enumerate(spec.inputs)}
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
                    owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index)
 

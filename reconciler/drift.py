@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import desired as desired_mod, fields, ownership
+from . import desired as desired_mod, fields, ownership, secretref
 from .diff import diff, flatten, get_path, running_diff
 from .inventory import host_inventory, unreadable
 from .live import HostState
@@ -76,7 +76,8 @@ def _owned(host: str, item, want, live, rec, live_fields: dict) -> list[Finding]
     kind, name = item.ref.kind, item.ref.name
     out = []
     applied = rec.content.get("autostart")
-    drifted = _changes(want, live_fields, rec.fields)   # before = live now, after = as applied
+    recorded = secretref.as_applied(rec.fields, want.fields, live_fields)
+    drifted = _changes(want, live_fields, recorded)     # before = live now, after = as applied
     if applied is not None and applied != live.autostart:
         drifted.append({"path": "autostart", "before": live.autostart, "after": applied})
     if drifted:
@@ -85,7 +86,7 @@ def _owned(host: str, item, want, live, rec, live_fields: dict) -> list[Finding]
     if want.hash != rec.hash:
         out.append(Finding(host, kind, name, "pending", "the manifests changed since it was applied "
                            "(as applied -> manifests)",
-                           _changes(want, rec.fields, want.fields, rec.fields, fields.REQUIRED[kind])))
+                           _changes(want, recorded, want.fields, recorded, fields.REQUIRED[kind])))
     return out + _runtime(host, kind, name, want, live, live_fields)
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from lxml import etree
 
-from . import liverules, xmlpath
+from . import liverules, secretref, xmlpath
 from .units import human_size, libvirt_size
 
 
@@ -71,6 +71,7 @@ class F:
     live: Callable | None = None  # liverules: how a change reaches the running object (None: restart)
     adopt: Callable | None = None  # the value as a manifest writes it (None: left out); default as read
     runtime: bool = False         # a running object's value is compared too (it can be changed live only)
+    secret: bool = False          # a sensitive value: compared by keyed hash, never adopted or shown
 
     def set(self, node, value) -> None:
         """Write `value` below `node` (None or the default: remove what the path names)."""
@@ -244,12 +245,17 @@ def write_disk_path(disk, file: str) -> None:
 
 
 def write_listen(graphics, address: str) -> None:
-    """The listen address is kept twice by libvirt: the attribute and a <listen> child."""
-    xmlpath.set_value(graphics, "@listen", address or None)
+    """The listen address is kept twice by libvirt: the attribute and a <listen> child; `none`
+    (local clients only) is a <listen type='none'/> alone."""
+    xmlpath.set_value(graphics, "@listen", address if address not in ("none", "default") else None)
     for listen in graphics.findall("listen"):
-        if listen.get("type") == "address":
+        if listen.get("type") in ("address", "none"):
             graphics.remove(listen)
-    if address:
+    if address == "none":
+        graphics.insert(0, etree.Element("listen", type="none"))
+    elif address == "default":
+        graphics.insert(0, etree.Element("listen", type="address"))
+    elif address:
         graphics.insert(0, etree.Element("listen", type="address", address=address))
 
 
@@ -336,16 +342,52 @@ def write_fs_driver(fs, driver: str | None) -> None:
     xmlpath.set_value(fs, "driver/@type", "path" if driver in ("9p", None) else driver)
 
 
-def write_guest_agent(node, present: bool | None) -> None:
-    """The qemu-guest-agent channel (a unix socket libvirt names), added or removed."""
+def write_channel(kind: str, name: str) -> Callable[[Any, Any], None]:
+    """A virtio channel of `kind` named `name` (guest agent: a unix socket libvirt names; SPICE
+    agent: spicevmc), added or removed."""
+    def write(node, present: bool | None) -> None:
+        devices = xmlpath.ensure(node, ["devices"])
+        found = devices.xpath(f"channel[target/@name='{name}']")
+        if present and not found:
+            channel = etree.SubElement(devices, "channel", type=kind)
+            etree.SubElement(channel, "target", type="virtio", name=name)
+        elif not present:
+            for el in found:
+                devices.remove(el)
+    return write
+
+
+SPICE_AGENT = "com.redhat.spice.0"
+REDIRDEV = "devices/redirdev[@type='spicevmc']"
+
+
+def count_redirdev(first) -> int:
+    return len(first.getparent().xpath("redirdev[@type='spicevmc']"))
+
+
+def write_redirdev(node, count: int | None) -> None:
+    """Keep `count` SPICE USB redirection channels: new ones are added, the last ones go."""
     devices = xmlpath.ensure(node, ["devices"])
-    found = devices.xpath(f"channel[target/@name='{GUEST_AGENT}']")
-    if present and not found:
-        channel = etree.SubElement(devices, "channel", type="unix")
-        etree.SubElement(channel, "target", type="virtio", name=GUEST_AGENT)
-    elif not present:
-        for el in found:
-            devices.remove(el)
+    found = devices.xpath("redirdev[@type='spicevmc']")
+    for el in found[count or 0:]:
+        devices.remove(el)
+    for _ in range(len(found), count or 0):
+        etree.SubElement(devices, "redirdev", bus="usb", type="spicevmc")
+
+
+def sensitive(node):
+    """A password as compared: a keyed hash (secretref), never the value."""
+    return secretref.digest(str(node))
+
+
+def kib_bytes(node) -> int:
+    return int(text(node)) * 1024
+
+
+def write_kib(attr_path: str) -> Callable[[Any, Any], None]:
+    def write(node, value: int | None) -> None:
+        xmlpath.set_value(node, attr_path, None if value is None else str(value // 1024))
+    return write
 
 
 def write_forward(node, mode: str) -> None:
@@ -457,16 +499,32 @@ DOMAIN = {
         "queues": F("driver/@queues", int),
         "link": F("link/@state", live=liverules.nic_link, runtime=True),
     }, key_conv=lower, live=liverules.hotplug, key_field="mac"),
-    "graphics": Items("devices/graphics[@type='vnc']", "@type", single=True, key_field="type", table={
-        "listen": F("@listen | listen[@type='address']/@address", default="", write=write_listen,
-                    also=("listen[@type='address']",)),
+    "graphics": Items("devices/graphics[@type='vnc' or @type='spice']", "@type", single=True, key_field="type", table={
+        "listen": F("@listen | listen[@type='address']/@address | listen[@type='none']/@type", default="default",
+                    write=write_listen, also=("listen[@type='address' or @type='none']",)),
         "port": F("@port", int, default=-1, write=write_port, also=("@autoport",),
                   adopt=lambda port: port if port > 0 else None),
+        "keymap": F("@keymap"),
+        "password": F("@passwd", sensitive, secret=True, live=liverules.graphics_password),
+        "gl": F("gl/@enable", yes_no, write=write_yes_no("gl/@enable")),
+        "streaming": F("streaming/@mode"),
     }),
+    "video": Items("devices/video", "model/@type", single=True, key_field="model", table={
+        "heads": F("model/@heads", int),
+        "vram": F("model/@vram", kib_bytes, write=write_kib("model/@vram"), adopt=human_size),
+        "accel3d": F("model/acceleration/@accel3d", yes_no, write=write_yes_no("model/acceleration/@accel3d")),
+    }),
+    "inputs": Items("devices/input[@bus='usb' or @bus='virtio']", "@type", key_field="type", table={
+        "bus": F("@bus"),
+    }),
+    "sound": Items("devices/sound", "@model", single=True, key_field="model"),
+    "usb_redirect": F(REDIRDEV, count_redirdev, default=0, write=write_redirdev),
+    "spice_agent": F(f"devices/channel[target/@name='{SPICE_AGENT}']", exists, default=False,
+                     write=write_channel("spicevmc", SPICE_AGENT)),
     "console": F("devices/serial[@type='pty']", exists, default=False, write=write_console,
                  also=("devices/console[@type='pty']",)),
     "guest_agent": F(f"devices/channel[target/@name='{GUEST_AGENT}']", exists, default=False,
-                     write=write_guest_agent),
+                     write=write_channel("unix", GUEST_AGENT)),
     "features": {
         "acpi": F("features/acpi", exists, default=False),
         "apic": F("features/apic", exists, default=False),

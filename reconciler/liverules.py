@@ -58,6 +58,19 @@ def nic_link(ch: LiveChange) -> Op | None:
     return Op(OpName.UPDATE_DEVICE, {"xml": ch.xml})
 
 
+def graphics_password(ch: LiveChange) -> Op | None:
+    """A VNC/SPICE password changes live (updateDeviceFlags on the running graphics) when the
+    rest of the graphics stays as it runs; the op holds the reference, never the value."""
+    running = (ch.running.get("graphics") or {}).get(ch.parts[1])
+    token = getattr(ch.after, "token", None)
+    if running is None or ch.item is None or token is None:
+        return None
+    if any(value != running.get(name) for name, value in ch.item.items()
+           if name not in ("password", "port") and not (name == "listen" and value == "default")):
+        return None
+    return Op(OpName.SET_GRAPHICS_PASSWORD, {"type": ch.parts[1], "password": token})
+
+
 def cdrom_media(ch: LiveChange) -> Op | None:
     """A cdrom's media changes live."""
     if ch.item and ch.item.get("device") == "cdrom":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import posixpath
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -83,7 +84,7 @@ def _parse(src: SourceDoc) -> tuple[object | None, list[Diagnostic]]:
         known = ", ".join([*DOC_MODELS, *EXPANDED_KINDS])
         return None, [src.diagnostic(("kind",), f"unknown kind {kind!r} (known: {known})")]
     try:
-        return model.model_validate(data), []
+        return model.model_validate(data, context={"base": posixpath.dirname(posixpath.abspath(src.file))}), []
     except ValidationError as exc:
         return None, _schema_errors(src, exc)
 

@@ -7,9 +7,9 @@ import re
 from typing import Annotated, Literal, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
-                      ValidationInfo, field_validator, model_validator)
+                      PlainValidator, ValidationInfo, WithJsonSchema, field_validator, model_validator)
 
-from . import uris
+from . import secretref, uris
 from .deadline import DEFAULT_TIMEOUT
 from .units import human_size, parse_size
 
@@ -324,11 +324,115 @@ def _no_scope(value):
     return value
 
 
+class SecretRef(Strict):
+    """Where a sensitive value is: an environment variable or a file (never the value itself)."""
+
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable")
+    file: str | None = Field(None, min_length=1, description="a file holding the value (its last newline is "
+                                                              "dropped); relative: to the manifest's directory")
+
+    @field_validator("file")
+    @classmethod
+    def _absolute(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base = (info.context or {}).get("base")
+        if value is not None and not posixpath.isabs(value) and base:
+            return posixpath.normpath(posixpath.join(base, value))
+        return value
+
+    @model_validator(mode="after")
+    def _readable(self) -> "SecretRef":
+        given = [name for name in ("env", "file") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a secret reference names exactly one of env or file: {env: NAME} or {file: path}")
+        value = secretref.resolve(given[0], getattr(self, given[0]))
+        if not value:
+            raise ValueError(f"the secret in {given[0]} {getattr(self, given[0])} is empty")
+        return self
+
+    @property
+    def token(self) -> str:
+        """What rendered XML and plans hold in place of the value (secretref)."""
+        return secretref.token("env", self.env) if self.env else secretref.token("file", self.file)
+
+
+def _no_secret_text(value):
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        raise ValueError("a password is never written in a manifest: give {env: NAME} or {file: path}")
+    return value
+
+
+def _listen(value) -> str:
+    """An IP address (no %scope), `none` or `default`."""
+    if value in ("none", "default"):
+        return value
+    try:
+        return str(_no_scope(ipaddress.ip_address(value)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not an IP address or none" if not isinstance(exc, ValueError)
+                         or "scope" not in str(exc) else str(exc)) from None
+
+
+Listen = Annotated[str, PlainValidator(_listen),
+                   WithJsonSchema({"type": "string", "examples": ["127.0.0.1", "::1", "none", "default"]})]
+
+
 class Graphics(Strict):
-    type: Literal["vnc"] = "vnc"
-    listen: Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address, AfterValidator(_no_scope)] = \
-        ipaddress.IPv4Address("127.0.0.1")
+    type: Literal["vnc", "spice"] = Field("vnc", description="vnc, or spice (virt-manager's default)")
+    listen: Listen = Field("127.0.0.1",
+                                             description="the address to listen on; none: local clients only "
+                                                         "(what SPICE gl needs); default: qemu.conf's "
+                                                         "vnc_listen/spice_listen")
     port: int | None = Field(None, ge=5900, le=65535, description="fixed port; left out: allocated at start")
+    keymap: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]{2,})?$", description="e.g. en-us, de, de-ch")
+    password: Annotated[SecretRef, BeforeValidator(_no_secret_text)] | None = Field(
+        None, description="{env: NAME} or {file: path}; changed live; never shown in plans or saved")
+    gl: bool | None = Field(None, description="SPICE OpenGL (virgl; needs listen: none and a host GPU render node)")
+    streaming: Literal["filter", "all", "off"] | None = Field(None, description="SPICE video streaming detection")
+
+    @model_validator(mode="after")
+    def _spice_only(self) -> "Graphics":
+        for name in ("gl", "streaming"):
+            if getattr(self, name) is not None and self.type != "spice":
+                raise ValueError(f"{name} is a SPICE setting (type: spice)")
+        if self.gl and self.listen != "none":
+            raise ValueError("gl needs listen: none (SPICE GL serves local clients only)")
+        if self.port is not None and self.listen == "none":
+            raise ValueError("port needs a listen address (listen: none has no port)")
+        return self
+
+
+class Video(Strict):
+    model: Literal["qxl", "virtio", "vga", "bochs", "ramfb", "cirrus", "none"] = Field(
+        description="qxl for SPICE, virtio (with accel3d for virgl), vga, bochs, ramfb, cirrus, none")
+    heads: int | None = Field(None, ge=1, le=16, description="displays")
+    vram: Size | None = Field(None, description="video memory (qxl, vga, cirrus); a whole number of KiB")
+    accel3d: bool | None = Field(None, description="3D acceleration (virtio with SPICE gl)")
+
+    @model_validator(mode="after")
+    def _fits(self) -> "Video":
+        if self.vram is not None and (self.vram % 1024 or self.vram <= 0):
+            raise ValueError("vram is a whole number of KiB above 0")
+        if self.vram is not None and self.model not in ("qxl", "vga", "cirrus"):
+            raise ValueError("vram is for qxl, vga and cirrus")
+        if self.accel3d is not None and self.model != "virtio":
+            raise ValueError("accel3d needs model: virtio")
+        return self
+
+
+class Input(Strict):
+    type: Literal["tablet", "keyboard", "mouse"] = Field(description="tablet: absolute pointer (no mouse lag under VNC/SPICE)")
+    bus: Literal["usb", "virtio", "ps2"] = Field("usb", description="usb, virtio or ps2 (keyboard and mouse only)")
+
+    @model_validator(mode="after")
+    def _ps2(self) -> "Input":
+        if self.bus == "ps2" and self.type == "tablet":
+            raise ValueError("a tablet is usb or virtio (ps2 has no tablet)")
+        return self
+
+
+class Sound(Strict):
+    model: Literal["ich9", "ich6", "ich7", "ac97", "es1370", "sb16", "usb"] = Field(
+        "ich9", description="ich9 on q35, ich6 on pc, usb without PCI")
 
 
 class Tpm(Strict):
@@ -440,6 +544,13 @@ class GuestSpec(Strict):
     disks: list[Disk] = []
     interfaces: list[Interface] = []
     graphics: Graphics | None = None
+    video: Video | None = Field(None, description="the video card; left out: what libvirt picks stays")
+    inputs: list[Input] = Field([], description="input devices (libvirt adds ps2 mouse and keyboard itself)")
+    sound: Sound | None = Field(None, description="a sound card (SPICE plays it on the client)")
+    usb_redirect: int | None = Field(None, ge=0, le=8, description="SPICE USB redirection channels (client USB "
+                                                                  "devices given to the guest; needs SPICE to start)")
+    spice_agent: bool | None = Field(None, description="the SPICE vdagent channel (clipboard, display "
+                                                                     "resize; needs SPICE to start)")
     console: bool = Field(True, description="a serial console on a pty")
     guest_agent: bool | None = Field(None, description="a virtio channel for qemu-guest-agent "
                                                        "(org.qemu.guest_agent.0); left out: not managed")
@@ -469,6 +580,15 @@ class GuestSpec(Strict):
         targets = [f.target for f in self.filesystems]
         if len(targets) != len(set(targets)):
             raise ValueError(f"filesystem targets repeat: {sorted(targets)}")
+        return self
+
+    @model_validator(mode="after")
+    def _spice_needs(self) -> "GuestSpec":
+        if self.graphics and self.graphics.gl and not (self.video and self.video.model == "virtio" and self.video.accel3d):
+            raise ValueError("graphics.gl needs video: {model: virtio, accel3d: true}")
+        inputs = [(i.type, i.bus) for i in self.inputs]
+        if len(inputs) != len(set(inputs)):
+            raise ValueError(f"inputs repeat: {sorted(f'{t}/{b}' for t, b in inputs)}")
         return self
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ class Target:
     uri: str
     instance: str = "default"
     timeout: float = DEFAULT_TIMEOUT
+    secure: bool = False        # guests state passwords: read them (a read-write connection; still read only)
 
 
 @dataclass
@@ -47,14 +49,17 @@ def hosts_of(manifest: Manifest, only: str | None) -> dict[str, str]:
 
 
 def targets(manifest: Manifest, hosts: dict[str, str]) -> dict[str, Target]:
-    return {name: Target(uri, manifest.hosts[name].spec.instance, manifest.hosts[name].spec.timeout)
+    return {name: Target(uri, manifest.hosts[name].spec.instance, manifest.hosts[name].spec.timeout,
+                         any(i.ref.kind == "Guest" and i.spec.graphics and i.spec.graphics.password
+                             for i in manifest.for_host(name)))
             for name, uri in hosts.items()}
 
 
 def read_host(name: str, target: Target, volume_pools=lambda state: set()) -> HostState:
-    """Read one host through a read-only connection (HostError/AdapterError when it fails)."""
+    """Read one host through a read-only connection, or a read-write one when guests' passwords
+    must be compared (libvirt shows them to those only); HostError/AdapterError when it fails."""
     from .adapter import Host
-    conn = Host(name, target.uri, readonly=True, timeout=target.timeout)
+    conn = Host(name, target.uri, readonly=not target.secure, timeout=target.timeout)
     try:
         return sort_out_broken(conn.observe(volume_pools))
     finally:
@@ -180,13 +185,16 @@ def _prune(plan: Plan, host: str, items, owned, state: HostState, options: PlanO
     return problems
 
 
+_PASSWD = re.compile(r"""\spasswd=(['"]).*?\1""")      # never hashed into a saved plan (nor read read-only)
+
+
 def fingerprints(host: str, state: HostState) -> dict[str, str]:
     """A hash per object read: saved definition, run state, autostart and, for a running guest,
     the owner marker it runs with (not its whole live XML: the balloon moves that)."""
     out = {}
     for (kind, name), obj in state.objects.items():
         live_marker = ownership.read_marker(obj.live_root)
-        blob = "\0".join([obj.xml, str(obj.active), str(obj.autostart), live_marker.hash if live_marker else ""])
+        blob = "\0".join([_PASSWD.sub("", obj.xml), str(obj.active), str(obj.autostart), live_marker.hash if live_marker else ""])
         out[f"{host}/{kind}/{name}"] = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return out
 

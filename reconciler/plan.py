@@ -69,6 +69,7 @@ class OpName(str, Enum):
     DELETE_VOLUME = "delete_volume"
     RESIZE_VOLUME = "resize_volume"
     EDIT = "edit"
+    SET_GRAPHICS_PASSWORD = "set_graphics_password"
 
 
 @dataclass

@@ -24,7 +24,7 @@ def _edit(desired: Desired, field_changes: list[FieldChange], marker: bool = Tru
     for fc in field_changes:
         parts = tuple(fc.parts)
         xml = desired.parts.get(parts) if fc.after is not None and len(parts) == 2 else None
-        edits.append(Edit(parts, fc.after, xml).to_json())
+        edits.append(Edit(parts, getattr(fc.after, "token", None) or fc.after, xml).to_json())
     return Op(OpName.EDIT, {"edits": edits, "marker": desired.marker if marker else None})
 
 

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 from .apply import Result
 from .console import colour as use_colour
 from .drift import CLASSES
+from .secretref import is_sensitive
 from .plan import FORMAT_VERSION, IMPACTS, SYMBOLS, Action, Plan
 from .units import human_size
 
@@ -24,11 +25,20 @@ def _paint(text: str, key: str, colour: bool) -> str:
 def value(path: str, val: Any) -> str:
     if val is None:
         return "(none)"
+    if is_sensitive(val):
+        return "(sensitive)"
     if isinstance(val, int) and not isinstance(val, bool) and path.endswith(_SIZE_FIELDS):
         return human_size(val)
     if isinstance(val, dict):
         return "{" + ", ".join(f"{k}: {value(k, v)}" for k, v in val.items()) + "}"
     return json.dumps(val) if isinstance(val, (str, list, bool)) else str(val)
+
+
+def moved(path: str, before: Any, after: Any) -> str:
+    """A changed value as `before -> after` (a password: that it changed, never a value)."""
+    if is_sensitive(before) or is_sensitive(after):
+        return "(sensitive value changed)"
+    return f"{value(path, before)} -> {value(path, after)}"
 
 
 def action_text(action: Action, colour: bool) -> list[str]:
@@ -47,7 +57,7 @@ def action_text(action: Action, colour: bool) -> list[str]:
         elif ch.after is None:
             lines.append(f"      - {ch.path} = {value(ch.path, ch.before)}{tag}")
         else:
-            lines.append(f"      ~ {ch.path}: {value(ch.path, ch.before)} -> {value(ch.path, ch.after)}{tag}")
+            lines.append(f"      ~ {ch.path}: {moved(ch.path, ch.before, ch.after)}{tag}")
     return lines
 
 
@@ -199,7 +209,7 @@ def drift_text(report, stream: TextIO = sys.stdout, show_unmanaged: bool = False
         for f in h.findings:
             print(f"{f.address} {f.klass}: {f.reason}", file=stream)
             for ch in f.changes:
-                print(f"    {ch['path']}: {value(ch['path'], ch['before'])} -> {value(ch['path'], ch['after'])}",
+                print(f"    {ch['path']}: {moved(ch['path'], ch['before'], ch['after'])}",
                       file=stream)
         for address, parts in (h.unmanaged.items() if show_unmanaged else ()):
             if parts:

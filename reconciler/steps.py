@@ -8,7 +8,7 @@ from typing import Callable, Protocol
 
 from lxml import etree
 
-from . import edit, hostnet, ownership, rng
+from . import edit, hostnet, ownership, rng, secretref
 from .errors import AdapterError
 from .identity import OWNER_NS, OWNER_PREFIX
 from .plan import OpName
@@ -39,7 +39,7 @@ class HostPort(Protocol):
     def set_memory(self, kind: str, name: str, kib: int) -> None: ...
     def set_vcpus(self, kind: str, name: str, count: int) -> None: ...
     def attach_device(self, kind: str, name: str, xml: str) -> None: ...
-    def update_device(self, kind: str, name: str, xml: str) -> None: ...
+    def update_device(self, kind: str, name: str, xml: str, saved: bool = True) -> None: ...
     def set_metadata(self, kind: str, name: str, element: str | None, prefix: str, namespace: str,
                      live: bool, saved: bool) -> None: ...
     def undefine(self, kind: str, name: str) -> None: ...
@@ -61,8 +61,20 @@ def _unprefixed(xml: str) -> str:
 
 
 def edit_saved(host: HostPort, kind: str, name: str, edits: list, marker: str | None) -> None:
-    """Redefine from the saved definition, read now, with exactly `edits` and the owner marker."""
-    host.define(kind, name, edit.apply(kind, host.saved_xml(kind, name), edits, marker))
+    """Redefine from the saved definition, read now, with exactly `edits` and the owner marker
+    (a password an edit names is read now: secretref.reveal)."""
+    host.define(kind, name, secretref.reveal(edit.apply(kind, host.saved_xml(kind, name), edits, marker)))
+
+
+def set_graphics_password(host: HostPort, kind: str, name: str, type: str, password: str) -> None:
+    """Give the running guest's graphics the password `password` names (a secretref token),
+    keeping the rest of the running element as it is; the saved definition is the EDIT's."""
+    root = etree.fromstring(host.running_xml(kind, name).encode())
+    graphics = root.find(f"devices/graphics[@type='{type}']")
+    if graphics is None:
+        raise AdapterError("update device", f"{kind}/{name}", f"the running guest has no {type} graphics")
+    graphics.set("passwd", password)
+    host.update_device(kind, name, secretref.reveal(etree.tostring(graphics, encoding="unicode")), saved=False)
 
 
 def shutdown(host: HostPort, kind: str, name: str, timeout: float, force: bool) -> None:
@@ -162,7 +174,7 @@ def create_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, 
 
 # Every operation a plan may hold and how it is done (EDIT's edits are Edit objects here).
 STEPS: dict[OpName, Callable] = {
-    OpName.DEFINE_DOMAIN: lambda h, k, n, xml: h.define(k, n, xml),
+    OpName.DEFINE_DOMAIN: lambda h, k, n, xml: h.define(k, n, secretref.reveal(xml)),
     OpName.DEFINE_NETWORK: lambda h, k, n, xml: h.define(k, n, xml),
     OpName.DEFINE_POOL: lambda h, k, n, xml: h.define(k, n, xml),
     OpName.EDIT: edit_saved,
@@ -174,8 +186,9 @@ STEPS: dict[OpName, Callable] = {
     OpName.SET_AUTOSTART: lambda h, k, n, flag: h.set_autostart(k, n, flag),
     OpName.SET_MEMORY: lambda h, k, n, kib: h.set_memory(k, n, kib),
     OpName.SET_VCPUS: lambda h, k, n, count: h.set_vcpus(k, n, count),
-    OpName.ATTACH_DEVICE: lambda h, k, n, xml: h.attach_device(k, n, xml),
-    OpName.UPDATE_DEVICE: lambda h, k, n, xml: h.update_device(k, n, xml),
+    OpName.ATTACH_DEVICE: lambda h, k, n, xml: h.attach_device(k, n, secretref.reveal(xml)),
+    OpName.UPDATE_DEVICE: lambda h, k, n, xml: h.update_device(k, n, secretref.reveal(xml)),
+    OpName.SET_GRAPHICS_PASSWORD: set_graphics_password,
     OpName.SET_LIVE_OWNER: set_live_owner,
     OpName.UNDEFINE: lambda h, k, n: h.undefine(k, n),
     OpName.ADOPT_OWNER: adopt_owner,

@@ -1,7 +1,13 @@
 """pytest options shared by all tests."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# the wide manifests' SPICE password (tests/data/manifests/wide: password: {env: VR_WIDE_PASSWORD})
+os.environ.setdefault("VR_WIDE_PASSWORD", "wide-secret")
+os.environ.setdefault("DESKTOP_SPICE_PASSWORD", "desktop-secret")     # examples/desktop
 
 
 def pytest_addoption(parser):

@@ -111,7 +111,10 @@ def test_virt_install_guests_keep_everything_but_the_changed_field(env, corpus):
     assert "devices/audio" in unmanaged[env.name("g-uefi")] and "devices/tpm" not in unmanaged[env.name("g-tpm")]
     assert "firmware: efi" in (env.dir / f"Guest-{env.name('g-uefi')}.yaml").read_text()     # declared now
     assert "tpm:" in (env.dir / f"Guest-{env.name('g-tpm')}.yaml").read_text()
-    assert "devices/graphics/@keymap" in unmanaged[env.name("g-vncpass")]   # (passwd: not readable read-only)
+    vncpass = (env.dir / f"Guest-{env.name('g-vncpass')}.yaml").read_text()
+    assert "keymap: de" in vncpass and "password" not in vncpass and "s3cret" not in vncpass   # never adopted
+    spice = (env.dir / f"Guest-{env.name('g-spice')}.yaml").read_text()
+    assert "type: spice" in spice and "model: qxl" in spice and "spice_agent: true" in spice, spice
     status = env.run("status", str(env.dir), "--show-unmanaged")
     assert "not managed (kept as they are): " in status.stdout and "devices/audio" in status.stdout
     before = {n: env.conn.lookupByName(n).XMLDesc(SECURE) for n in names}

@@ -30,7 +30,7 @@ def test_adopted_documents_reproduce_the_live_fields():
 
 def test_adopt_leaves_out_what_the_models_cannot_hold_and_keeps_it_unmanaged():
     xml = recorded("guest-inactive.xml").replace(
-        "<graphics type='vnc'", "<graphics type='spice' autoport='yes'/><graphics type='vnc'").replace(
+        "<graphics type='vnc'", "<graphics type='egl-headless'/><graphics type='vnc'").replace(
         "<target dev='vdb' bus='virtio'/>", "<target dev='vdb' bus='xen'/>")
     doc = adopt.document("Guest", "web-1", "local", xml, True, True)
     assert [d["target"] for d in doc["spec"]["disks"]] == ["vda", "sda"]     # vdb on a bus not modelled
@@ -171,9 +171,9 @@ def test_volumes_of_an_inactive_pool_are_unknown_not_missing():
 
 
 def test_adopt_converges_leaving_out_what_would_not_round_trip():
-    """A disk without a driver type (the manifest writes raw) and VNC without a listen address (the
-    manifest's default is 127.0.0.1) would change on the first apply: adopt leaves them out, so
-    they stay unmanaged and the plan after adopt is empty."""
+    """A disk without a driver type (the manifest writes raw) would change on the first apply:
+    adopt leaves it out, so it stays unmanaged and the plan after adopt is empty. VNC without a
+    listen address is adopted as `listen: default` (qemu.conf's address) and round-trips."""
     from reconciler.live import LiveObject
     from reconciler.manifest import Ref
     xml = recorded("guest-inactive.xml").replace(
@@ -196,8 +196,9 @@ def test_adopt_converges_leaving_out_what_would_not_round_trip():
     assert still_changed(doc)            # as first written, a plan would change it
     adopt.converge("Guest", "web-1", doc, still_changed, left_out)
     assert still_changed(doc) == []
-    assert left_out == ["cpu.mode", "disks[sda]", "graphics"]      # custom CPU: not modelled
-    assert [d["target"] for d in doc["spec"]["disks"]] == ["vda", "vdb"] and "graphics" not in doc["spec"]
+    assert left_out == ["cpu.mode", "disks[sda]"]      # custom CPU: not modelled
+    assert [d["target"] for d in doc["spec"]["disks"]] == ["vda", "vdb"]
+    assert doc["spec"]["graphics"] == {"type": "vnc", "listen": "default"}
 
 
 def test_adopt_refuses_only_for_fields_libvirt_needs():
