@@ -102,11 +102,12 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         disks.append({"device": disk.device, "bus": bus, "target": target, "readonly": readonly,
                       "format": disk.format or (vol.spec.format if vol else "raw"),
                       "pool": pool, "volume": volume, "path": disk.path, "cache": disk.cache, "io": disk.io,
-                      "discard": disk.discard, "detect_zeroes": disk.detect_zeroes, "serial": disk.serial})
+                      "discard": disk.discard, "detect_zeroes": disk.detect_zeroes, "serial": disk.serial,
+                      "boot_order": disk.boot_order})
     live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
     nics = [{"network": n.network, "bridge": n.bridge, "direct": n.direct, "mac": mac, "model": n.model,
-             "mtu": n.mtu, "queues": n.queues, "link": n.link}
+             "mtu": n.mtu, "queues": n.queues, "link": n.link, "boot_order": n.boot_order}
             for n, mac in zip(spec.interfaces, macs)]
     g = {
         "name": item.ref.name, "uuid": uuid,
@@ -115,8 +116,9 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "memory_current_kib": -(-(spec.memory.max if spec.memory.current is None else spec.memory.current) // 1024),
         "vcpus_max": spec.vcpus.max,
         "vcpus_current": spec.vcpus.max if spec.vcpus.current is None else spec.vcpus.current,
-        "machine": spec.machine, "cpu_mode": spec.cpu.mode if spec.cpu else None,
-        "boot": spec.boot, "disks": disks, "interfaces": nics,
+        "machine": spec.machine, "cpu": spec.cpu, "cputune": spec.cputune,
+        "balloon": spec.balloon, "panic": spec.panic, "memory_hotplug": spec.memory.hotplug,
+        "boot": spec.boot_list, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.console, "firmware": spec.firmware,
         "secure_boot": spec.secure_boot, "tpm": spec.tpm, "guest_agent": spec.guest_agent, "rng": spec.rng,
         "watchdog": spec.watchdog, "memory_backing": spec.memory_backing, "filesystems": spec.filesystems,
@@ -130,9 +132,11 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     # firmware fields left out (an adopted UEFI guest stays UEFI)
     unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys", "guest_agent", "features",
                                        "on_poweroff", "on_reboot", "on_crash", "boot_menu", "kernel", "initrd",
-                                       "cmdline", "usb_redirect", "spice_agent") if getattr(spec, name) is None)
+                                       "cmdline", "usb_redirect", "spice_agent", "balloon", "memory_backing")
+                     if getattr(spec, name) is None)
     unstated += () if spec.clock and spec.clock.offset else ("clock_offset",)
-    stated = {"features": spec.features.model_dump(exclude_none=True)} if spec.features else {}
+    stated = {name: getattr(spec, name).model_dump(exclude_none=True)
+              for name in ("features", "memory_backing") if getattr(spec, name)}
     xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated, stated)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
@@ -145,6 +149,13 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     if spec.sound:
         parts[("sound", spec.sound.model)] = render("sound.xml.j2", sound=spec.sound)
     parts |= {("inputs", i.type): render("input.xml.j2", input=i) for i in spec.inputs}
+    if spec.panic:
+        parts[("panic", spec.panic.model)] = render("panic.xml.j2", panic=spec.panic)
+    if spec.cpu:
+        parts |= {("cpu_features", f.name): render("cpu-feature.xml.j2", f=f) for f in spec.cpu.features}
+        parts |= {("numa_cells", str(c.id)): render("numa-cell.xml.j2", cell=c) for c in spec.cpu.numa}
+    if spec.cputune:
+        parts |= {("vcpupin", str(p.vcpu)): render("vcpupin.xml.j2", pin=p) for p in spec.cputune.vcpupin}
     if spec.tpm:
         parts[("tpm", spec.tpm.model)] = render("tpm.xml.j2", tpm=spec.tpm)
     parts |= {("filesystems", fs.target): render("filesystem.xml.j2", fs=fs) for fs in spec.filesystems}
@@ -155,6 +166,11 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         parts[("watchdog", spec.watchdog.model)] = render("watchdog.xml.j2", wd=spec.watchdog)
     index = {("disks", t): n for n, t in enumerate(targets)} | {("interfaces", m): n for n, m in enumerate(macs)}
     index |= {("inputs", i.type): n for n, i in enumerate(spec.inputs)}
+    if spec.cpu:
+        index |= {("cpu_features", f.name): n for n, f in enumerate(spec.cpu.features)}
+        index |= {("numa_cells", str(c.id)): n for n, c in enumerate(spec.cpu.numa)}
+    if spec.cputune:
+        index |= {("vcpupin", str(p.vcpu)): n for n, p in enumerate(spec.cputune.vcpupin)}
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
                    owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index)
 

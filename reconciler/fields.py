@@ -157,6 +157,44 @@ def write_cpu_mode(node, mode: str | None) -> None:
     cpu.set("mode", mode)
 
 
+def write_cpu_model(node, model: str | None) -> None:
+    """A named CPU model (its fallback goes with it when it leaves)."""
+    if model is None:
+        xmlpath.set_present(node, "cpu/model", False)
+        return
+    xmlpath.ensure(node, ["cpu", "model"]).text = model
+
+
+def write_max_memory(node, value: int | None) -> None:
+    """maxMemory (memory hot-plug); None removes it with its slots."""
+    if value is None:
+        xmlpath.set_present(node, "maxMemory", False)
+        return
+    write_size("maxMemory")(node, value)
+
+
+def cell_memory(cell) -> int:
+    return libvirt_size(cell.get("memory") or "0", cell.get("unit"))
+
+
+def write_cell_memory(cell, value: int) -> None:
+    cell.set("memory", str(-(-value // 1024)))
+    cell.set("unit", "KiB")
+
+
+def write_balloon(node, model: str | None) -> None:
+    """The balloon's model; a new model drops the old one's address and settings (libvirt keeps
+    a balloon in every guest, so None leaves it as it is)."""
+    if model is None:
+        return
+    balloon = xmlpath.ensure(node, ["devices", "memballoon"])
+    if balloon.get("model") != model:
+        balloon.attrib.clear()
+        for child in list(balloon):
+            balloon.remove(child)
+    balloon.set("model", model)
+
+
 _OS_BEFORE_BOOT = {"type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline", "dtb", "shim"}
 
 
@@ -453,11 +491,28 @@ DOMAIN = {
     "type": F("@type", required=True),
     "memory": {"max": F("memory", size, write=write_size("memory"), required=True, adopt=human_size),
                "current": F("currentMemory", size, write=write_size("currentMemory"), required=True,
-                            live=liverules.memory_current, adopt=human_size)},
+                            live=liverules.memory_current, adopt=human_size),
+               "hotplug": {"max": F("maxMemory", size, write=write_max_memory, adopt=human_size, also=("maxMemory/@slots",)),
+                           "slots": F("maxMemory/@slots", int)}},
     "vcpus": {"max": F("vcpu", lambda n: int(text(n)), write=write_vcpu_max, required=True),
               "current": F("vcpu/@current", int, required=True, live=liverules.vcpus_current, runtime=True)},
     "machine": F("os/type/@machine", required=True),
-    "cpu": {"mode": F("cpu/@mode", write=write_cpu_mode)},
+    "cpu": {"mode": F("cpu/@mode", write=write_cpu_mode),
+            "model": F("cpu/model", write=write_cpu_model),
+            "fallback": F("cpu/model/@fallback"),
+            "topology": {part: F(f"cpu/topology/@{part}", int) for part in ("sockets", "dies", "cores", "threads")}},
+    "cpu_features": Items("cpu/feature", "@name", {"policy": F("@policy")}, key_field="name", manifest="cpu.features",
+                          parent=lambda root: xmlpath.ensure(root, ["cpu"])),
+    "numa_cells": Items("cpu/numa/cell", "@id", key_field="id", manifest="cpu.numa",
+                        parent=lambda root: xmlpath.ensure(root, ["cpu", "numa"]), table={
+        "cpus": F("@cpus"),
+        "memory": F(".", cell_memory, write=write_cell_memory, adopt=human_size),
+    }),
+    "cputune": {"emulatorpin": F("cputune/emulatorpin/@cpuset")},
+    "vcpupin": Items("cputune/vcpupin", "@vcpu", {"cpuset": F("@cpuset")}, key_field="vcpu", manifest="cputune.vcpupin",
+                     parent=lambda root: xmlpath.ensure(root, ["cputune"])),
+    "balloon": F("devices/memballoon/@model", write=write_balloon),
+    "panic": Items("devices/panic", "@model", single=True, key_field="model"),
     "firmware": F("os/@firmware | os/loader[@type='pflash']", firmware_kind, default="bios", write=write_firmware,
                   also=("os/nvram",)),
     "boot_menu": F("os/bootmenu/@enable", yes_no, write=write_yes_no("os/bootmenu/@enable")),
@@ -485,6 +540,7 @@ DOMAIN = {
         "discard": F("driver/@discard"),
         "detect_zeroes": F("driver/@detect_zeroes"),
         "serial": F("serial"),
+        "boot_order": F("boot/@order", int),
     }, live=liverules.hotplug, key_field="target"),
     "interfaces": Items(NICS, "mac/@address", {
         "network": F("self::*[@type='network']/source/@network", write=write_nic_source("network", "network"),
@@ -498,6 +554,7 @@ DOMAIN = {
         "mtu": F("mtu/@size", int),
         "queues": F("driver/@queues", int),
         "link": F("link/@state", live=liverules.nic_link, runtime=True),
+        "boot_order": F("boot/@order", int),
     }, key_conv=lower, live=liverules.hotplug, key_field="mac"),
     "graphics": Items("devices/graphics[@type='vnc' or @type='spice']", "@type", single=True, key_field="type", table={
         "listen": F("@listen | listen[@type='address']/@address | listen[@type='none']/@type", default="default",
@@ -531,6 +588,9 @@ DOMAIN = {
         "pae": F("features/pae", exists, default=False),
         "vmport": F("features/vmport/@state", on_off, write=write_state("features/vmport")),
         "kvm_hidden": F("features/kvm/hidden/@state", on_off, write=write_state("features/kvm/hidden")),
+        "smm": F("features/smm/@state", on_off, write=write_state("features/smm")),
+        "pmu": F("features/pmu/@state", on_off, write=write_state("features/pmu")),
+        "ioapic": F("features/ioapic/@driver"),
         "hyperv": {
             "relaxed": F("features/hyperv/relaxed/@state", on_off, write=write_state("features/hyperv/relaxed")),
             "vapic": F("features/hyperv/vapic/@state", on_off, write=write_state("features/hyperv/vapic")),
@@ -558,6 +618,7 @@ DOMAIN = {
         "source": F("memoryBacking/source/@type"),
         "access": F("memoryBacking/access/@mode"),
         "hugepages": F("memoryBacking/hugepages", exists),
+        "nosharepages": F("memoryBacking/nosharepages", exists, default=False),
     },
     "filesystems": Items("devices/filesystem[@type='mount']", "target/@dir", key_field="target", table={
         "source": F("source/@dir"),

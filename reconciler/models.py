@@ -220,9 +220,15 @@ class Vcpus(Strict):
         return self
 
 
+class MemoryHotplug(Strict):
+    max: Size = Field(description="the most memory the guest can reach by hot-plugging DIMMs (maxMemory)")
+    slots: int = Field(ge=1, le=255, description="DIMM slots for hot-plug")
+
+
 class Memory(Strict):
     current: Size | None = Field(None, description="balloon target; defaults to max")
     max: Size
+    hotplug: MemoryHotplug | None = Field(None, description="memory hot-plug: maxMemory and its slots (needs cpu.numa)")
 
     @model_validator(mode="after")
     def _current_le_max(self) -> "Memory":
@@ -234,6 +240,8 @@ class Memory(Strict):
             raise ValueError("current must be at least 1KiB (leave it out to use max)")
         if self.current is not None and self.current > self.max:
             raise ValueError(f"current ({human_size(self.current)}) is above max ({human_size(self.max)})")
+        if self.hotplug is not None and (self.hotplug.max < self.max or self.hotplug.max % 1024):
+            raise ValueError("hotplug.max is a whole number of KiB, at least max")
         return self
 
 
@@ -258,6 +266,8 @@ class Disk(Strict):
     io: Literal["native", "threads", "io_uring"] | None = Field(None, description="native needs cache none or directsync")
     discard: Literal["unmap", "ignore"] | None = Field(None, description="pass the guest's discards (TRIM) to the image")
     detect_zeroes: Literal["off", "on", "unmap"] | None = Field(None, description="unmap needs discard: unmap")
+    boot_order: int | None = Field(None, ge=1, le=255, description="per-device boot order (1 first); the guest's "
+                                                                 "boot list is then left empty")
     serial: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+-]{1,36}$",
                                description="the serial number the guest sees (virtio disks show 20 characters)")
 
@@ -293,6 +303,8 @@ class Interface(Strict):
     mtu: int | None = Field(None, ge=68, le=65535, description="the guest side MTU")
     queues: int | None = Field(None, ge=1, le=256, description="virtio multiqueue: queue pairs (one per vCPU)")
     link: Literal["up", "down"] | None = Field(None, description="the link state; changed live")
+    boot_order: int | None = Field(None, ge=1, le=255, description="per-device boot order (1 first); the guest's "
+                                                                 "boot list is then left empty")
     ip: ipaddress.IPv4Address | None = Field(None, description="a static DHCP lease for this NIC on its network "
                                                                 "(added to the network's dhcp hosts; needs mac)")
 
@@ -450,6 +462,8 @@ class MemoryBacking(Strict):
     source: Literal["memfd", "anonymous", "file"] | None = Field(None, description="memfd: what virtiofs needs")
     access: Literal["shared", "private"] | None = Field(None, description="shared: what virtiofs needs")
     hugepages: bool | None = Field(None, description="back the guest's memory with the host's hugepages")
+    nosharepages: bool | None = Field(None, description="true: opt the guest's memory out of KSM (kernel "
+                                                         "same-page merging)")
 
 
 class Filesystem(Strict):
@@ -488,6 +502,10 @@ class Features(Strict):
     pae: bool | None = None
     vmport: bool | None = Field(None, description="VMware's I/O port (off for most guests)")
     kvm_hidden: bool | None = Field(None, description="hide KVM from the guest (some GPU drivers check)")
+    smm: bool | None = Field(None, description="System Management Mode (secure boot turns it on)")
+    pmu: bool | None = Field(None, description="the virtual performance monitoring unit")
+    ioapic: Literal["kvm", "qemu"] | None = Field(None, description="the I/O APIC: in KVM, or emulated by QEMU (with "
+                                                                    "an IOMMU's interrupt remapping)")
     hyperv: Hyperv | None = None
 
 
@@ -513,8 +531,72 @@ class Watchdog(Strict):
         "reset", description="what the host does when the guest stops feeding it")
 
 
+CpuSet = Annotated[str, Field(pattern=r"^\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*$", examples=["0-3", "0,2", "0-7,^4"])]
+
+
+class CpuFeature(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a CPU flag as libvirt names it (vmx, svm, x2apic...)")
+    policy: Literal["require", "disable", "force", "optional", "forbid"] = "require"
+
+
+class Topology(Strict):
+    sockets: int = Field(ge=1, le=255)
+    dies: int = Field(1, ge=1, le=255)
+    cores: int = Field(ge=1, le=255)
+    threads: int = Field(ge=1, le=255)
+
+
+class NumaCell(Strict):
+    id: int = Field(ge=0, le=255)
+    cpus: CpuSet = Field(description="the vCPUs of the cell, e.g. 0-1")
+    memory: Size = Field(description="the cell's memory; the cells add up to memory.max")
+
+
 class Cpu(Strict):
-    mode: Literal["host-model", "host-passthrough", "maximum"]
+    mode: Literal["host-model", "host-passthrough", "maximum", "custom"] | None = Field(
+        None, description="custom with a model; left out with a model: custom")
+    model: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a named CPU model (virsh cpu-models x86_64)")
+    fallback: Literal["allow", "forbid"] | None = Field(None, description="allow: a similar model when the host lacks it")
+    features: list[CpuFeature] = Field([], description="CPU flags required or disabled, keyed by name")
+    topology: Topology | None = Field(None, description="sockets x dies x cores x threads = vcpus.max")
+    numa: list[NumaCell] = Field([], description="guest NUMA cells, keyed by id")
+
+    @model_validator(mode="after")
+    def _model_is_custom(self) -> "Cpu":
+        if self.mode is None and self.model is None and not (self.features or self.topology or self.numa):
+            raise ValueError("cpu states nothing: give a mode, a model, features, topology or numa")
+        if self.model is not None and self.mode not in (None, "custom", "host-model"):
+            raise ValueError(f"a CPU model goes with mode custom (or host-model's fallback), not {self.mode}")
+        if self.mode == "custom" and self.model is None:
+            raise ValueError("mode custom needs a model")
+        if self.fallback is not None and self.model is None:
+            raise ValueError("fallback needs a model")
+        for what, keys in (("features", [f.name for f in self.features]), ("numa cells", [c.id for c in self.numa])):
+            if len(keys) != len(set(keys)):
+                raise ValueError(f"{what} repeat: {sorted(keys)}")
+        return self
+
+
+class VcpuPin(Strict):
+    vcpu: int = Field(ge=0, le=254)
+    cpuset: CpuSet = Field(description="host CPUs this vCPU may run on")
+
+
+class CpuTune(Strict):
+    vcpupin: list[VcpuPin] = Field([], description="vCPU pinning, keyed by vcpu")
+    emulatorpin: CpuSet | None = Field(None, description="host CPUs QEMU's own threads may run on")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "CpuTune":
+        vcpus = [p.vcpu for p in self.vcpupin]
+        if len(vcpus) != len(set(vcpus)):
+            raise ValueError(f"vcpupin repeats vCPUs: {sorted(vcpus)}")
+        return self
+
+
+class Panic(Strict):
+    model: Literal["isa", "pvpanic", "hyperv"] = Field("isa", description="isa (pvpanic on the ISA bus), pvpanic "
+                                                                        "(PCI), hyperv (Windows)")
 
 
 class GuestSpec(Strict):
@@ -526,7 +608,11 @@ class GuestSpec(Strict):
     machine: str = Field("q35", pattern=r"^(q35|pc|ubuntu(-q35)?|pc-(q35|i440fx)-[a-z0-9_.+-]+)$",
                          description="q35, pc or a versioned type (pc-q35-*, pc-i440fx-*); isapc and "
                                      "microvm have no PCI bus for the devices guests are given")
-    cpu: Cpu | None = None
+    cpu: Cpu | None = Field(None, description="the guest's CPU: mode or model, flags, topology, NUMA cells")
+    cputune: CpuTune | None = Field(None, description="pinning of vCPUs and QEMU's threads to host CPUs")
+    balloon: Literal["virtio", "virtio-transitional", "virtio-non-transitional", "none"] | None = Field(
+        None, description="the memory balloon's model; none: no balloon (memory.current cannot move)")
+    panic: Panic | None = Field(None, description="a panic notifier: the host sees the guest's kernel panics")
     firmware: Literal["bios", "efi"] | None = Field(
         None, description="efi: UEFI (OVMF), the firmware file chosen by libvirt; left out: not managed")
     boot_menu: bool | None = Field(None, description="the firmware's boot menu (press Esc/F12 at start)")
@@ -589,6 +675,43 @@ class GuestSpec(Strict):
         inputs = [(i.type, i.bus) for i in self.inputs]
         if len(inputs) != len(set(inputs)):
             raise ValueError(f"inputs repeat: {sorted(f'{t}/{b}' for t, b in inputs)}")
+        return self
+
+    @model_validator(mode="after")
+    def _boot_orders(self) -> "GuestSpec":
+        orders = [d.boot_order for d in [*self.disks, *self.interfaces] if d.boot_order is not None]
+        if orders and self.boot and "boot" in self.model_fields_set:
+            raise ValueError("per-device boot_order and a boot list exclude each other (libvirt): leave boot out")
+        if len(orders) != len(set(orders)):
+            raise ValueError(f"boot_order values repeat: {sorted(orders)}")
+        return self
+
+    @property
+    def boot_list(self) -> list[str]:
+        """The <os> boot list: empty when devices carry their own boot order."""
+        if "boot" not in self.model_fields_set and any(
+                d.boot_order is not None for d in [*self.disks, *self.interfaces]):
+            return []
+        return self.boot
+
+    @model_validator(mode="after")
+    def _cpu_fits(self) -> "GuestSpec":
+        cpu, vcpus = self.cpu, self.vcpus.max
+        if cpu and cpu.topology:
+            t = cpu.topology
+            if t.sockets * t.dies * t.cores * t.threads != vcpus:
+                raise ValueError(f"cpu.topology gives {t.sockets * t.dies * t.cores * t.threads} vCPUs, "
+                                 f"vcpus.max is {vcpus}")
+        if cpu and cpu.numa and sum(c.memory for c in cpu.numa) != self.memory.max:
+            raise ValueError(f"cpu.numa cells add up to {human_size(sum(c.memory for c in cpu.numa))}, "
+                             f"memory.max is {human_size(self.memory.max)} (libvirt would take the cells' sum)")
+        if self.memory.hotplug and not (cpu and cpu.numa):
+            raise ValueError("memory.hotplug needs cpu.numa cells (libvirt needs a NUMA node for the DIMMs)")
+        for pin in self.cputune.vcpupin if self.cputune else []:
+            if pin.vcpu >= vcpus:
+                raise ValueError(f"cputune.vcpupin names vCPU {pin.vcpu}; the guest has {vcpus} (0-{vcpus - 1})")
+        if self.features and self.features.smm is False and self.secure_boot:
+            raise ValueError("secure_boot needs SMM: features.smm cannot be false")
         return self
 
     @model_validator(mode="after")

@@ -196,7 +196,8 @@ def test_adopt_converges_leaving_out_what_would_not_round_trip():
     assert still_changed(doc)            # as first written, a plan would change it
     adopt.converge("Guest", "web-1", doc, still_changed, left_out)
     assert still_changed(doc) == []
-    assert left_out == ["cpu.mode", "disks[sda]"]      # custom CPU: not modelled
+    assert left_out == ["disks[sda]"]
+    assert doc["spec"]["cpu"] == {"mode": "custom", "model": "qemu64", "fallback": "forbid"}   # a named model
     assert [d["target"] for d in doc["spec"]["disks"]] == ["vda", "vdb"]
     assert doc["spec"]["graphics"] == {"type": "vnc", "listen": "default"}
 
