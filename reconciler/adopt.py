@@ -36,23 +36,26 @@ def _put(out: dict, path: str, value) -> None:
     out[last] = value
 
 
-def _written(table: dict, values: dict) -> dict:
-    """The manifest form of declared `values` (fields.read) of one table."""
+def _written(table: dict, values: dict, top: bool = True) -> dict:
+    """The manifest form of declared `values` (fields.read) of one table (an empty list is
+    written at the top only, where it means something: `boot: []`)."""
     out: dict = {}
     for name, decl in table.items():
         value = values.get(name)
         if isinstance(decl, dict):
-            group = _written(decl, value or {})
+            group = _written(decl, value or {}, False)
             if group:
                 out[name] = group
         elif isinstance(decl, fields.Items):
-            items = [{decl.key_field: key, **_written(decl.table, item)} for key, item in (value or {}).items()]
+            items = [{**(decl.key_fields(key) if decl.key_fields else {decl.key_field: key}),
+                      **_written(decl.table, item, False)} for key, item in (value or {}).items()]
             if decl.single and items:
                 _put(out, decl.manifest or name, items[0])
             elif items:
                 _put(out, decl.manifest or name, items)
         elif isinstance(decl, fields.L):
-            out[name] = list(value or [])
+            if value or top:
+                out[name] = list(value or [])
         elif not getattr(decl, "secret", False):       # a password is never written back (nor known)
             if isinstance(decl, fields.F) and decl.adopt and value not in (None, ""):
                 value = decl.adopt(value)

@@ -71,7 +71,8 @@ def _only(values: dict, stated: dict) -> dict:
 
 
 def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
-              unstated: tuple = (), stated: dict | None = None) -> tuple[str, dict, dict]:
+              unstated: tuple = (), stated: dict | None = None,
+              unstated_in: dict | None = None) -> tuple[str, dict, dict]:
     """Render, read the fields back, then render again with the owner marker.
 
     The marker's hash covers exactly the compared fields, autostart and protection, so neither
@@ -81,6 +82,9 @@ def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
         values[name] = None
     for name, part in (stated or {}).items():     # groups stated in part: only what they state
         values[name] = _only(values[name], part)
+    for (collection, item_key), names in (unstated_in or {}).items():   # item fields the manifest leaves out
+        for name in names:
+            values[collection].get(item_key, {}).pop(name, None)
     compared = prune(values)
     spec = item.spec
     content = {"fields": secretref.stable(compared), "autostart": getattr(spec, "autostart", None), "protect": spec.protect}
@@ -103,7 +107,9 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
                       "format": disk.format or (vol.spec.format if vol else "raw"),
                       "pool": pool, "volume": volume, "path": disk.path, "cache": disk.cache, "io": disk.io,
                       "discard": disk.discard, "detect_zeroes": disk.detect_zeroes, "serial": disk.serial,
-                      "boot_order": disk.boot_order})
+                      "boot_order": disk.boot_order, "block": disk.block, "network": disk.network,
+                      "wwn": disk.wwn.lower() if disk.wwn else None, "shareable": disk.shareable,
+                      "iothread": disk.iothread})
     live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
     nics = [{"network": n.network, "bridge": n.bridge, "direct": n.direct, "mac": mac, "model": n.model,
@@ -117,7 +123,8 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "vcpus_max": spec.vcpus.max,
         "vcpus_current": spec.vcpus.max if spec.vcpus.current is None else spec.vcpus.current,
         "machine": spec.machine, "cpu": spec.cpu, "cputune": spec.cputune,
-        "balloon": spec.balloon, "panic": spec.panic, "memory_hotplug": spec.memory.hotplug,
+        "balloon": spec.balloon, "panic": spec.panic, "iothreads": spec.iothreads,
+        "controllers": spec.controllers, "hotplug_slots": spec.hotplug_slots, "memory_hotplug": spec.memory.hotplug,
         "boot": spec.boot_list, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.console, "firmware": spec.firmware,
         "secure_boot": spec.secure_boot, "tpm": spec.tpm, "guest_agent": spec.guest_agent, "rng": spec.rng,
@@ -132,12 +139,14 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     # firmware fields left out (an adopted UEFI guest stays UEFI)
     unstated = tuple(name for name in ("type", "firmware", "secure_boot", "enrolled_keys", "guest_agent", "features",
                                        "on_poweroff", "on_reboot", "on_crash", "boot_menu", "kernel", "initrd",
-                                       "cmdline", "usb_redirect", "spice_agent", "balloon", "memory_backing")
+                                       "cmdline", "usb_redirect", "spice_agent", "balloon", "memory_backing",
+                                       "hotplug_slots")
                      if getattr(spec, name) is None)
     unstated += () if spec.clock and spec.clock.offset else ("clock_offset",)
     stated = {name: getattr(spec, name).model_dump(exclude_none=True)
               for name in ("features", "memory_backing") if getattr(spec, name)}
-    xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated, stated)
+    unstated_in = {("disks", d["target"]): ("shareable",) for d in disks if d["shareable"] is None}
+    xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated, stated, unstated_in)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
@@ -149,6 +158,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     if spec.sound:
         parts[("sound", spec.sound.model)] = render("sound.xml.j2", sound=spec.sound)
     parts |= {("inputs", i.type): render("input.xml.j2", input=i) for i in spec.inputs}
+    parts |= {("controllers", f"{c.type}:{c.index}"): render("controller.xml.j2", c=c) for c in spec.controllers}
     if spec.panic:
         parts[("panic", spec.panic.model)] = render("panic.xml.j2", panic=spec.panic)
     if spec.cpu:
@@ -166,6 +176,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         parts[("watchdog", spec.watchdog.model)] = render("watchdog.xml.j2", wd=spec.watchdog)
     index = {("disks", t): n for n, t in enumerate(targets)} | {("interfaces", m): n for n, m in enumerate(macs)}
     index |= {("inputs", i.type): n for n, i in enumerate(spec.inputs)}
+    index |= {("controllers", f"{c.type}:{c.index}"): n for n, c in enumerate(spec.controllers)}
     if spec.cpu:
         index |= {("cpu_features", f.name): n for n, f in enumerate(spec.cpu.features)}
         index |= {("numa_cells", str(c.id)): n for n, c in enumerate(spec.cpu.numa)}

@@ -46,9 +46,12 @@ def _apply(table: dict, node, edit: Edit, depth: int = 0) -> None:
             if el is not None:
                 el.getparent().remove(el)
             if edit.value is not None:
-                spec.parent(node).append(etree.fromstring(edit.xml.encode()))
-        elif el is not None:
-            spec.table[edit.path[depth + 2]].set(el, edit.value)
+                new = etree.fromstring(edit.xml.encode())
+                if el is not None and new.find("address") is None and el.find("address") is not None:
+                    new.append(el.find("address"))  # a device attached live keeps the address libvirt gave it
+                spec.parent(node).append(new)
+        elif el is not None:                          # a field of the element (or of a group in it)
+            _apply(spec.table, el, edit, depth + 2)
     else:
         spec.set(node, edit.value)
 

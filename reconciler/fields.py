@@ -71,6 +71,7 @@ class F:
     live: Callable | None = None  # liverules: how a change reaches the running object (None: restart)
     adopt: Callable | None = None  # the value as a manifest writes it (None: left out); default as read
     runtime: bool = False         # a running object's value is compared too (it can be changed live only)
+    settle: bool = False          # libvirt's define moves it: written again right after a create
     secret: bool = False          # a sensitive value: compared by keyed hash, never adopted or shown
 
     def set(self, node, value) -> None:
@@ -104,6 +105,7 @@ class Items:
     single: bool = False          # the manifest holds one such element (a mapping, not a list)
     live: Callable | None = None  # liverules: how adding/removing an item reaches the running object
     key_field: str = ""           # the manifest field of an item that holds its key
+    key_fields: Callable | None = None   # a key made of several manifest fields: key -> those fields
 
     def find(self, node, key: str):
         """The element whose key reads as `key`, or None."""
@@ -260,26 +262,111 @@ def write_disk_bus(disk, bus: str) -> None:
         disk.remove(address)
 
 
-def write_disk_volume(disk, ref: str) -> None:
-    if not ref:
-        for attr in ("source/@pool", "source/@volume"):
-            xmlpath.set_value(disk, attr, None)
+_DISK_SOURCE = {"volume": ("pool", "volume"), "file": ("file",), "block": ("dev",), "network": ("protocol", "name")}
+
+
+def _disk_source(disk, kind: str, values: dict) -> None:
+    """Point a disk at a source of `kind` (file, volume, block, network): the disk's type follows,
+    what belonged to another kind of source goes (a network source's hosts too); an empty value
+    removes only this kind's attributes."""
+    if not any(values.values()):
+        if disk.get("type") == kind:
+            for attr in values:
+                xmlpath.set_value(disk, f"source/@{attr}", None)
         return
-    pool, _, volume = ref.partition("/")
-    disk.set("type", "volume")
-    xmlpath.set_value(disk, "source/@file", None)
-    xmlpath.set_value(disk, "source/@pool", pool)
-    xmlpath.set_value(disk, "source/@volume", volume)
+    if disk.get("type") != kind:
+        disk.set("type", kind)
+        source = disk.find("source")
+        if source is not None:
+            for attr in (a for k, attrs in _DISK_SOURCE.items() if k != kind for a in attrs):
+                source.attrib.pop(attr, None)
+            if kind != "network":
+                for host in source.findall("host"):
+                    source.remove(host)
+    for attr, value in values.items():
+        if value is not None:
+            xmlpath.set_value(disk, f"source/@{attr}", str(value))
+
+
+def write_disk_volume(disk, ref: str) -> None:
+    pool, _, volume = (ref or "").partition("/")
+    _disk_source(disk, "volume", {"pool": pool or None, "volume": volume or None})
 
 
 def write_disk_path(disk, file: str) -> None:
-    if not file:
-        xmlpath.set_value(disk, "source/@file", None)
+    _disk_source(disk, "file", {"file": file or None})
+
+
+def write_disk_block(disk, dev: str) -> None:
+    _disk_source(disk, "block", {"dev": dev or None})
+
+
+def write_disk_network(attr: str) -> Callable[[Any, Any], None]:
+    def write(disk, value: str | None) -> None:
+        _disk_source(disk, "network", {attr: value})
+    return write
+
+
+def network_host(host) -> str:
+    return f"{host.get('name')}:{host.get('port')}" if host.get("port") else host.get("name")
+
+
+def write_network_hosts(disk, hosts: list[str]) -> None:
+    """A network disk's hosts (name or name:port), written whole."""
+    source = xmlpath.ensure(disk, ["source"])
+    for old in source.findall("host"):
+        source.remove(old)
+    for entry in hosts or []:
+        name, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        host = etree.SubElement(source, "host", name=name)
+        if port:
+            host.set("port", port)
+
+
+AUTH_SECRET = {"rbd": "ceph", "iscsi": "iscsi"}
+
+
+def write_auth_secret(disk, usage: str | None) -> None:
+    """The libvirt secret a network disk authenticates with, by usage (its type follows the protocol)."""
+    if usage is None:
+        xmlpath.set_present(disk, "auth/secret", False)
         return
-    disk.set("type", "file")
-    for attr in ("source/@pool", "source/@volume"):
-        xmlpath.set_value(disk, attr, None)
-    xmlpath.set_value(disk, "source/@file", file)
+    secret = xmlpath.ensure(disk, ["auth", "secret"])
+    secret.attrib.pop("uuid", None)
+    secret.set("type", AUTH_SECRET.get(disk.xpath("string(source/@protocol)"), "iscsi"))
+    secret.set("usage", usage)
+
+
+ROOT_PORTS = "devices/controller[@type='pci'][@model='pcie-root-port']"
+
+
+def free_root_ports(root) -> int:
+    """pcie-root-ports no device sits on: what a q35 guest has left for hot-plug."""
+    used = {int(b, 16) for b in root.xpath("devices/*/address[@type='pci']/@bus")}
+    return sum(1 for el in root.xpath(ROOT_PORTS) if el.get("index") is None or int(el.get("index")) not in used)
+
+
+def write_root_ports(node, free: int | None) -> None:
+    """Keep `free` pcie-root-ports unused: new ones are appended, unused ones go from the end
+    (ports a device sits on always stay)."""
+    if free is None:
+        return
+    devices = xmlpath.ensure(node, ["devices"])
+    used = {int(b, 16) for b in node.xpath("devices/*/address[@type='pci']/@bus")}
+    unused = [el for el in node.xpath(ROOT_PORTS) if el.get("index") is None or int(el.get("index")) not in used]
+    for el in unused[free:][::-1]:
+        devices.remove(el)
+    for _ in range(len(unused), free):
+        etree.SubElement(devices, "controller", type="pci", model="pcie-root-port")
+
+
+def controller_key(type_attr) -> str:
+    return f"{type_attr}:{type_attr.getparent().get('index') or '0'}"
+
+
+def controller_fields(key: str) -> dict:
+    kind, _, index = key.partition(":")
+    return {"type": kind, "index": int(index or 0)}
 
 
 def write_listen(graphics, address: str) -> None:
@@ -512,6 +599,17 @@ DOMAIN = {
     "vcpupin": Items("cputune/vcpupin", "@vcpu", {"cpuset": F("@cpuset")}, key_field="vcpu", manifest="cputune.vcpupin",
                      parent=lambda root: xmlpath.ensure(root, ["cputune"])),
     "balloon": F("devices/memballoon/@model", write=write_balloon),
+    "iothreads": F("iothreads", lambda n: int(text(n))),
+    "hotplug_slots": F(ROOT_PORTS, lambda first: free_root_ports(first.getroottree().getroot()),
+                       write=write_root_ports, settle=True),
+    "controllers": Items("devices/controller[(@type='scsi' or @type='usb' or @type='virtio-serial' or @type='sata') "
+                         "and not(master)]", "@type", key_conv=controller_key, key_fields=controller_fields, table={
+        "index": F("@index", int),
+        "model": F("@model"),
+        "ports": F("@ports", int),
+        "queues": F("driver/@queues", int),
+        "iothread": F("driver/@iothread", int),
+    }),
     "panic": Items("devices/panic", "@model", single=True, key_field="model"),
     "firmware": F("os/@firmware | os/loader[@type='pflash']", firmware_kind, default="bios", write=write_firmware,
                   also=("os/nvram",)),
@@ -527,13 +625,26 @@ DOMAIN = {
         "version": F("backend/@version"),
     }),
     "boot": L("os/boot/@dev", write=write_boot),
-    "disks": Items("devices/disk[@type='file' or @type='volume']", "target/@dev", {
+    "disks": Items("devices/disk[@type='file' or @type='volume' or @type='block' or @type='network']", "target/@dev", {
         "device": F("@device"),
         "bus": F("target/@bus", write=write_disk_bus),
         "format": F("driver/@type", default=""),
         "volume": F("source", volume_ref, default="", write=write_disk_volume, also=("@type",)),
         "path": F("source/@file", path, default="", write=write_disk_path, also=("@type",),
                   live=liverules.cdrom_media, runtime=True),
+        "block": F("self::*[@type='block']/source/@dev", path, write=write_disk_block, also=("@type",)),
+        "network": {
+            "protocol": F("self::*[@type='network']/source/@protocol", write=write_disk_network("protocol"),
+                          also=("@type",)),
+            "name": F("self::*[@type='network']/source/@name", write=write_disk_network("name")),
+            "hosts": F("self::*[@type='network']/source[host]", lambda src: [network_host(h) for h in src.findall("host")],
+                       write=write_network_hosts),
+            "auth": {"username": F("auth/@username"),
+                     "secret_usage": F("auth/secret/@usage", write=write_auth_secret, also=("auth/secret/@type",))},
+        },
+        "wwn": F("wwn", lower),
+        "shareable": F("shareable", exists, default=False),
+        "iothread": F("driver/@iothread", int),
         "readonly": F("readonly", exists, default=False),
         "cache": F("driver/@cache"),
         "io": F("driver/@io"),
@@ -549,7 +660,7 @@ DOMAIN = {
                     also=("@type",)),
         "direct": {"dev": F("self::*[@type='direct']/source/@dev", write=write_nic_source("direct", "dev"),
                             also=("@type",)),
-                   "mode": F("self::*[@type='direct']/source/@mode")},
+                   "mode": F("self::*[@type='direct']/source/@mode", write=write_nic_source("direct", "mode"))},
         "model": F("model/@type"),
         "mtu": F("mtu/@size", int),
         "queues": F("driver/@queues", int),

@@ -92,6 +92,9 @@ def _local_files(item: Item, state: HostState) -> list[Diagnostic]:
                                                                       f"{state.host!r} (or is not a file)"))
             elif disk.path and not os.access(disk.path, os.R_OK):
                 out.append(_diag(item, ("spec", "disks", n, "path"), f"{disk.path} is not readable"))
+            if disk.block and not Path(disk.block).is_block_device():
+                out.append(_diag(item, ("spec", "disks", n, "block"), f"{disk.block} is not a block device on "
+                                                                       f"host {state.host!r}"))
         for name in ("kernel", "initrd"):
             file = getattr(item.spec, name)
             if file and not os.access(file, os.R_OK):

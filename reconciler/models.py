@@ -250,6 +250,30 @@ def _short_form(key: str):
     return BeforeValidator(lambda v: {key: v} if isinstance(v, (int, str)) and not isinstance(v, bool) else v)
 
 
+def _under_dev(value: str) -> str:
+    if not value.startswith("/dev/"):
+        raise ValueError("a block device is a path under /dev")
+    return value
+
+
+class NetworkHost(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$", description="a host name or address")
+    port: int | None = Field(None, ge=1, le=65535)
+
+
+class DiskAuth(Strict):
+    username: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="e.g. admin (Ceph: client name without client.)")
+    secret_usage: str = Field(min_length=1, max_length=200, description="the usage name of the libvirt secret "
+                                                                         "holding the key (virsh secret-list)")
+
+
+class NetworkSource(Strict):
+    protocol: Literal["rbd", "iscsi"] = Field(description="rbd (Ceph) or iscsi")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:/-]{1,255}$", description="rbd: pool/image; iscsi: target IQN/LUN")
+    hosts: list[NetworkHost] = Field(min_length=1, description="Ceph monitors, or the iSCSI portal")
+    auth: DiskAuth | None = Field(None, description="the user and the libvirt secret to log in with (cephx, CHAP)")
+
+
 class Disk(Strict):
     device: Literal["disk", "cdrom", "floppy", "lun"] = "disk"
     volume: str | None = Field(None, pattern=NAME_PATTERN.replace("$", "") + "/" + NAME_PATTERN[1:],
@@ -270,6 +294,13 @@ class Disk(Strict):
                                                                  "boot list is then left empty")
     serial: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+-]{1,36}$",
                                description="the serial number the guest sees (virtio disks show 20 characters)")
+    block: Annotated[HostPath, AfterValidator(_under_dev)] | None = Field(
+        None, description="a host block device, e.g. /dev/sdb or /dev/disk/by-id/...")
+    network: NetworkSource | None = Field(None, description="a network source: RBD (Ceph) or iSCSI")
+    wwn: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{16}$", description="the World Wide Name the guest sees "
+                                                                             "(16 hex digits; scsi and ide)")
+    shareable: bool | None = Field(None, description="several guests may use it at once (cluster file systems)")
+    iothread: int | None = Field(None, ge=1, le=64, description="the I/O thread serving it (virtio; needs iothreads)")
 
     @model_validator(mode="after")
     def _driver(self) -> "Disk":
@@ -281,10 +312,40 @@ class Disk(Strict):
 
     @model_validator(mode="after")
     def _source(self) -> "Disk":
-        if self.volume and self.path:
-            raise ValueError("give either volume or path, not both")
-        if self.device in ("disk", "lun") and not (self.volume or self.path):
-            raise ValueError(f"a {self.device} needs a volume or a path")
+        given = [name for name in ("volume", "path", "block", "network") if getattr(self, name)]
+        if len(given) > 1:
+            raise ValueError(f"give one source, not {' and '.join(given)}")
+        if self.device in ("disk", "lun") and not given:
+            raise ValueError(f"a {self.device} needs a volume, path, block or network source")
+        if self.device == "lun" and not (self.block or (self.network and self.network.protocol == "iscsi")):
+            raise ValueError("a lun passes SCSI commands through: it needs a block device or an iSCSI source")
+        if self.device == "lun" and self.bus not in (None, "scsi"):
+            raise ValueError("a lun sits on bus scsi")
+        if self.iothread is not None and self.bus not in (None, "virtio"):
+            raise ValueError("iothread is for virtio disks (a virtio-scsi controller takes its own)")
+        if self.wwn is not None and self.bus in (None, "virtio", "usb", "sata", "fdc"):
+            raise ValueError("wwn is for bus scsi or ide")
+        return self
+
+
+class Controller(Strict):
+    type: Literal["scsi", "usb", "virtio-serial", "sata"]
+    index: int = Field(0, ge=0, le=31, description="which controller of its type")
+    model: Literal["virtio-scsi", "virtio-transitional", "virtio-non-transitional", "lsilogic", "lsisas1068",
+                   "megasas", "qemu-xhci", "nec-xhci", "ich9-ehci1", "piix3-uhci", "piix4-uhci", "ehci",
+                   "none"] | None = Field(None, description="virtio-scsi for SCSI disks; qemu-xhci for USB 3; none: "
+                                                            "no USB controller")
+    ports: int | None = Field(None, ge=1, le=15, description="USB ports (xhci)")
+    queues: int | None = Field(None, ge=1, le=64, description="virtio-scsi request queues (one per vCPU)")
+    iothread: int | None = Field(None, ge=1, le=64, description="the I/O thread serving a virtio-scsi controller")
+
+    @model_validator(mode="after")
+    def _fits(self) -> "Controller":
+        if self.ports is not None and self.type != "usb":
+            raise ValueError("ports is for USB controllers")
+        for name in ("queues", "iothread"):
+            if getattr(self, name) is not None and not (self.type == "scsi" and self.model == "virtio-scsi"):
+                raise ValueError(f"{name} is for a virtio-scsi controller (type: scsi, model: virtio-scsi)")
         return self
 
 
@@ -610,6 +671,10 @@ class GuestSpec(Strict):
                                      "microvm have no PCI bus for the devices guests are given")
     cpu: Cpu | None = Field(None, description="the guest's CPU: mode or model, flags, topology, NUMA cells")
     cputune: CpuTune | None = Field(None, description="pinning of vCPUs and QEMU's threads to host CPUs")
+    iothreads: int | None = Field(None, ge=1, le=64, description="I/O threads for virtio disks and controllers")
+    controllers: list[Controller] = Field([], description="disk and USB controllers, keyed by type and index "
+                                                          "(the ones libvirt adds itself stay unless stated)")
+    hotplug_slots: int | None = Field(None, ge=1, le=32, description="free PCIe root ports kept for hot-plug (q35)")
     balloon: Literal["virtio", "virtio-transitional", "virtio-non-transitional", "none"] | None = Field(
         None, description="the memory balloon's model; none: no balloon (memory.current cannot move)")
     panic: Panic | None = Field(None, description="a panic notifier: the host sees the guest's kernel panics")
@@ -675,6 +740,18 @@ class GuestSpec(Strict):
         inputs = [(i.type, i.bus) for i in self.inputs]
         if len(inputs) != len(set(inputs)):
             raise ValueError(f"inputs repeat: {sorted(f'{t}/{b}' for t, b in inputs)}")
+        return self
+
+    @model_validator(mode="after")
+    def _controllers(self) -> "GuestSpec":
+        keys = [(c.type, c.index) for c in self.controllers]
+        if len(keys) != len(set(keys)):
+            raise ValueError(f"controllers repeat: {sorted(f'{t}:{i}' for t, i in keys)}")
+        threads = [d.iothread for d in self.disks] + [c.iothread for c in self.controllers]
+        if any(t is not None and t > (self.iothreads or 0) for t in threads):
+            raise ValueError(f"an iothread is above iothreads ({self.iothreads or 0})")
+        if self.hotplug_slots is not None and "q35" not in self.machine:
+            raise ValueError("hotplug_slots is for q35 machines (pc hot-plugs into its root bus)")
         return self
 
     @model_validator(mode="after")

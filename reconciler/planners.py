@@ -18,10 +18,18 @@ def _action(desired: Desired, action: str, reason: str, changes: list[Change], o
                   changes, before, desired.fields, ops, desired.deps)
 
 
+def _settled(desired: Desired, field_changes: list[FieldChange]) -> list[FieldChange]:
+    """Stated fields that libvirt's define (or a hot-plug) moves, written again by every edit (free
+    hot-plug ports: a device hot-plugged or defined takes one)."""
+    named = {fc.path for fc in field_changes}
+    return [FieldChange(name, None, value) for name, value in desired.fields.items()
+            if name not in named and getattr(fields.declaration(desired.ref.kind, [name]), "settle", False)]
+
+
 def _edit(desired: Desired, field_changes: list[FieldChange], marker: bool = True) -> Op:
     """The op that writes `field_changes` (and the owner marker) into the saved definition in place."""
     edits = []
-    for fc in field_changes:
+    for fc in field_changes + _settled(desired, field_changes):
         parts = tuple(fc.parts)
         xml = desired.parts.get(parts) if fc.after is not None and len(parts) == 2 else None
         edits.append(Edit(parts, getattr(fc.after, "token", None) or fc.after, xml).to_json())
@@ -61,9 +69,7 @@ def _free_pci_slots(root) -> int:
     """Hot-plug capacity of a running guest: free pcie-root-ports on q35, plenty on i440fx."""
     if not root.xpath("devices/controller[@type='pci'][@model='pcie-root']"):
         return 8
-    ports = {int(i) for i in root.xpath("devices/controller[@model='pcie-root-port']/@index")}
-    used = {int(b, 16) for b in root.xpath("devices/*/address[@type='pci']/@bus")}
-    return len(ports - used)
+    return fields.free_root_ports(root)
 
 
 def _live_op(desired: Desired, fc: FieldChange, running: dict, slots: list[int], ops: list[Op]) -> Op | None:
@@ -80,6 +86,7 @@ def _live_op(desired: Desired, fc: FieldChange, running: dict, slots: list[int],
 def guest(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     if live is None:
         ops = [Op(OpName.DEFINE_DOMAIN, {"xml": desired.xml})]
+        ops += [_edit(desired, [])] if _settled(desired, []) else []     # what libvirt's define moved, set again
         ops += [Op(OpName.SET_AUTOSTART, {"flag": True})] if desired.autostart else []
         ops += [Op(name) for name in _STATE_OPS.get(("shutoff", desired.state), ("", []))[1]]
         return _action(desired, "create", "not on the host", _created(desired), ops, None)

@@ -88,6 +88,18 @@ class Env:
     def apply(self, *extra: str) -> subprocess.CompletedProcess:
         return self.run("apply", str(self.dir), "--auto-approve", *extra)
 
+    def readopt(self, path: Path, suffix: str) -> str:
+        """Forget guest `suffix`, drop its manifest `path` (its Host kept), adopt it again: the
+        text adopt writes."""
+        name = self.name(suffix)
+        assert self.run("forget", f"Guest/{name}", str(self.dir)).returncode == 0
+        host = path.read_text().split("---")[0]
+        path.unlink()
+        (self.dir / "host.yaml").write_text(host)
+        done = self.run("adopt", f"Guest/{name}", str(self.dir))
+        assert done.returncode == 0, done.stderr
+        return next(self.dir.glob("guest-*.yaml")).read_text()
+
     def converge(self, *extra: str) -> None:
         done = self.apply(*extra)
         assert done.returncode == 0, done.stdout + done.stderr

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tests.integration.conftest import IMAGES
-from tests.integration.test_core_loop import BASE
+from tests.integration.test_core_loop import BASE, small_guest
 
 pytestmark = pytest.mark.libvirtd
 
@@ -71,3 +71,9 @@ def test_a_guest_that_will_start_needs_its_firmware(env):
     path.write_text(path.read_text().replace("state: shutoff", "state: running"))
     _refused(env, "spec.state: its firmware file /nonexistent/OVMF_CODE.fd is missing on host 'local'")
     assert not env.lookup("vm").isActive()
+
+
+def test_a_block_disk_needs_a_block_device(env):
+    env.write(small_guest("P-blk", f"  disks:\n    - {{block: /dev/{env.prefix}-none}}\n"))
+    err = _refused(env, f"spec.disks.0.block: /dev/{env.prefix}-none is not a block device on host 'local'")
+    assert "m.yaml:" in err, err

@@ -100,3 +100,42 @@ def test_readme_field_reference_is_generated_from_the_declarations():
     for kind, table in fields.TABLES.items():      # a row per declared field, and one per item key
         keys = [s for s in table.values() if isinstance(s, fields.Items)]
         assert len(reference.rows(kind)) == len(declared(table)) + len(keys), kind
+
+
+def test_a_field_of_a_group_inside_an_item_is_edited_in_place():
+    """A NIC moved from a network to macvtap: `direct.dev` and `direct.mode` live in a group of
+    the item's table (edit.py walks into it), the MAC and the rest of the NIC stay."""
+    base = recorded("guest-inactive.xml")
+    have = fields.read("Guest", base)
+    mac = next(iter(have["interfaces"]))
+    want = {"interfaces": {mac: {"direct": {"dev": "eth0", "mode": "vepa"}}}}
+    changes = diff(want, have)
+    assert [c.path for c in changes] == [f"interfaces.{mac}.direct.dev", f"interfaces.{mac}.direct.mode"]
+    edited = edit.apply("Guest", base, [edit.Edit(tuple(c.parts), c.after) for c in changes])
+    nic = fields.read("Guest", edited)["interfaces"][mac]
+    assert nic["direct"] == {"dev": "eth0", "mode": "vepa"} and nic["network"] is None
+    assert nic["model"] == have["interfaces"][mac]["model"]
+
+
+def test_every_field_without_a_writer_has_a_path_the_default_writer_can_edit():
+    """A field written by its path (no `write=`) must name a simple path (xmlpath): else its
+    first edit in place would fail at apply, not here."""
+    from reconciler import xmlpath
+
+    def walk(table, prefix=""):
+        for name, spec in table.items():
+            if isinstance(spec, dict):
+                yield from walk(spec, f"{prefix}{name}.")
+            elif isinstance(spec, fields.Items):
+                yield from walk(spec.table, f"{prefix}{name}.*.")
+            elif isinstance(spec, fields.F) and spec.write is None:
+                yield prefix + name, spec.xpath
+
+    for kind, table in fields.TABLES.items():
+        for name, path in walk(table):
+            segments, _ = xmlpath.split(path)
+            for segment in segments:
+                try:
+                    xmlpath._parse(segment)
+                except ValueError:
+                    raise AssertionError(f"{kind}.{name}: {path!r} needs a writer") from None
