@@ -113,7 +113,8 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
     nics = [{"network": n.network, "bridge": n.bridge, "direct": n.direct, "mac": mac, "model": n.model,
-             "mtu": n.mtu, "queues": n.queues, "link": n.link, "boot_order": n.boot_order}
+             "mtu": n.mtu, "queues": n.queues, "link": n.link, "boot_order": n.boot_order, "hostdev": n.hostdev,
+             "portgroup": n.portgroup, "vlan": n.vlan, "bandwidth": n.bandwidth}
             for n, mac in zip(spec.interfaces, macs)]
     g = {
         "name": item.ref.name, "uuid": uuid,
@@ -123,7 +124,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "vcpus_max": spec.vcpus.max,
         "vcpus_current": spec.vcpus.max if spec.vcpus.current is None else spec.vcpus.current,
         "machine": spec.machine, "cpu": spec.cpu, "cputune": spec.cputune,
-        "balloon": spec.balloon, "panic": spec.panic, "iothreads": spec.iothreads,
+        "balloon": spec.balloon, "panic": spec.panic, "iothreads": spec.iothreads, "hostdevs": spec.hostdevs,
         "controllers": spec.controllers, "hotplug_slots": spec.hotplug_slots, "memory_hotplug": spec.memory.hotplug,
         "boot": spec.boot_list, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.console, "firmware": spec.firmware,
@@ -158,6 +159,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     if spec.sound:
         parts[("sound", spec.sound.model)] = render("sound.xml.j2", sound=spec.sound)
     parts |= {("inputs", i.type): render("input.xml.j2", input=i) for i in spec.inputs}
+    parts |= {("hostdevs", h.key): render("hostdev.xml.j2", h=h) for h in spec.hostdevs}
     parts |= {("controllers", f"{c.type}:{c.index}"): render("controller.xml.j2", c=c) for c in spec.controllers}
     if spec.panic:
         parts[("panic", spec.panic.model)] = render("panic.xml.j2", panic=spec.panic)
@@ -176,6 +178,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         parts[("watchdog", spec.watchdog.model)] = render("watchdog.xml.j2", wd=spec.watchdog)
     index = {("disks", t): n for n, t in enumerate(targets)} | {("interfaces", m): n for n, m in enumerate(macs)}
     index |= {("inputs", i.type): n for n, i in enumerate(spec.inputs)}
+    index |= {("hostdevs", h.key): n for n, h in enumerate(spec.hostdevs)}
     index |= {("controllers", f"{c.type}:{c.index}"): n for n, c in enumerate(spec.controllers)}
     if spec.cpu:
         index |= {("cpu_features", f.name): n for n, f in enumerate(spec.cpu.features)}

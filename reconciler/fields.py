@@ -189,12 +189,7 @@ def write_balloon(node, model: str | None) -> None:
     a balloon in every guest, so None leaves it as it is)."""
     if model is None:
         return
-    balloon = xmlpath.ensure(node, ["devices", "memballoon"])
-    if balloon.get("model") != model:
-        balloon.attrib.clear()
-        for child in list(balloon):
-            balloon.remove(child)
-    balloon.set("model", model)
+    retype(xmlpath.ensure(node, ["devices", "memballoon"]), "model", model)
 
 
 _OS_BEFORE_BOOT = {"type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline", "dtb", "shim"}
@@ -405,8 +400,8 @@ def write_console(node, present: bool) -> None:
             devices.remove(el)
 
 
-NICS = "devices/interface[@type='network' or @type='bridge' or @type='direct']"
-_NIC_SOURCE = {"network": ("network",), "bridge": ("bridge",), "direct": ("dev", "mode")}
+NICS = "devices/interface[@type='network' or @type='bridge' or @type='direct' or @type='hostdev']"
+_NIC_SOURCE = {"network": ("network", "portgroup"), "bridge": ("bridge",), "direct": ("dev", "mode")}
 
 
 def write_nic_source(kind: str, attr: str) -> Callable[[Any, Any], None]:
@@ -418,16 +413,121 @@ def write_nic_source(kind: str, attr: str) -> Callable[[Any, Any], None]:
                 xmlpath.set_value(nic, f"source/@{attr}", None)
             return
         if nic.get("type") != kind:
+            nic.attrib.pop("managed", None)               # (a hostdev NIC's)
             nic.set("type", kind)
             source = nic.find("source")
             for other in (a for k, attrs in _NIC_SOURCE.items() if k != kind for a in attrs):
                 if source is not None:
                     source.attrib.pop(other, None)
+            for address in (source.findall("address") if source is not None else []):
+                source.remove(address)
             for stale in ("target", "virtualport"):          # libvirt picks a new tap for the new kind
                 for el in nic.findall(stale):
                     nic.remove(el)
         xmlpath.set_value(nic, f"source/@{attr}", value)
     return write
+
+
+def pci_address(address) -> str:
+    """A PCI address element as lspci -D writes it: 0000:01:00.0."""
+    def number(name: str, default: str = "0") -> int:
+        return int(address.get(name) or default, 16)
+    return f"{number('domain'):04x}:{number('bus'):02x}:{number('slot'):02x}.{number('function'):x}"
+
+
+def _pci_element(tag: str, pci: str, typed: bool) -> etree._Element:
+    domain, bus, rest = pci.split(":")
+    slot, function = rest.split(".")
+    el = etree.Element(tag, **({"type": "pci"} if typed else {}))
+    for name, value in (("domain", f"0x{domain}"), ("bus", f"0x{bus}"), ("slot", f"0x{slot}"),
+                        ("function", f"0x{function}")):
+        el.set(name, value)
+    return el
+
+
+def write_nic_hostdev(nic, pci: str | None) -> None:
+    """An SR-IOV VF as the NIC: type hostdev, managed, the VF's address as its source; what
+    belonged to another kind of NIC (source attributes, tap, model) goes."""
+    if pci is None:
+        if nic.get("type") == "hostdev":
+            xmlpath.set_present(nic, "source", False)
+        return
+    if nic.get("type") != "hostdev":
+        nic.set("type", "hostdev")
+        nic.set("managed", "yes")
+        for stale in ("source", "target", "virtualport", "model", "driver"):
+            for el in nic.findall(stale):
+                nic.remove(el)
+    source = xmlpath.ensure(nic, ["source"])
+    for old in source.findall("address"):
+        source.remove(old)
+    source.append(_pci_element("address", pci, typed=True))
+
+
+def nic_vlan(vlan) -> list[int]:
+    return [int(tag.get("id")) for tag in vlan.findall("tag")]
+
+
+def write_vlan(nic, tags: list[int] | None) -> None:
+    """VLAN tags, written whole (several: a trunk)."""
+    for old in nic.findall("vlan"):
+        nic.remove(old)
+    if tags:
+        vlan = etree.SubElement(nic, "vlan", **({"trunk": "yes"} if len(tags) > 1 else {}))
+        for tag in tags:
+            etree.SubElement(vlan, "tag", id=str(tag))
+
+
+def hostdev_key(type_attr) -> str:
+    """What identifies a host device given to a guest: pci:0000:01:00/0 (domain:bus:slot/function:
+    a key holds no dot), usb:046d:c52b (vendor and product), usb:1/4 (bus and device), mdev:UUID."""
+    el, kind = type_attr.getparent(), str(type_attr)
+    try:
+        if kind == "pci":
+            return f"pci:{pci_address(el.find('source/address')).replace('.', '/')}"
+        if kind == "usb" and el.find("source/vendor") is not None:
+            return f"usb:{int(el.find('source/vendor').get('id'), 16):04x}:{int(el.find('source/product').get('id'), 16):04x}"
+        if kind == "usb":
+            address = el.find("source/address")
+            return f"usb:{int(address.get('bus'))}/{int(address.get('device'))}"
+        if kind == "mdev":
+            return f"mdev:{el.find('source/address').get('uuid').lower()}"
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return f"{kind}:?"
+
+
+def hostdev_fields(key: str) -> dict:
+    kind, _, rest = key.partition(":")
+    if kind == "usb" and ":" in rest:
+        vendor, product = rest.split(":")
+        return {"usb": {"vendor": vendor, "product": product}}
+    if kind == "usb":
+        bus, device = rest.split("/")
+        return {"usb": {"bus": int(bus), "device": int(device)}}
+    return {kind: rest.replace("/", ".")}
+
+
+def write_on_off(attr_path: str) -> Callable[[Any, Any], None]:
+    """An attribute that is on/off (None: removed)."""
+    def write(node, value: bool | None) -> None:
+        xmlpath.set_value(node, attr_path, None if value is None else ("on" if value else "off"))
+    return write
+
+
+def retype(el, attr: str, value: str) -> None:
+    """Give `el` another kind (`attr` = `value`): what belonged to the old kind (its other
+    attributes and children) goes; the same kind keeps everything."""
+    if el.get(attr) != value:
+        el.attrib.clear()
+        for child in list(el):
+            el.remove(child)
+    el.set(attr, value)
+
+
+def write_tpm_backend(tpm, backend: str) -> None:
+    """emulator or passthrough: what belonged to the other backend goes."""
+    retype(xmlpath.ensure(tpm, ["backend"]), "type", backend)
 
 
 GUEST_AGENT = "org.qemu.guest_agent.0"
@@ -522,13 +622,7 @@ def write_forward(node, mode: str) -> None:
         if forward is not None:
             node.remove(forward)
         return
-    if forward is None:
-        forward = xmlpath.ensure(node, ["forward"])
-    elif forward.get("mode") != mode:
-        forward.attrib.clear()
-        for child in list(forward):
-            forward.remove(child)
-    forward.set("mode", mode)
+    retype(xmlpath.ensure(node, ["forward"]), "mode", mode)
 
 
 IPV4 = "ip[not(@family) or @family='ipv4']"
@@ -621,8 +715,18 @@ DOMAIN = {
                      also=("features/smm",)),
     "enrolled_keys": F("os/firmware/feature[@name='enrolled-keys']/@enabled", yes_no,
                        write=write_fw_feature("enrolled-keys")),
-    "tpm": Items("devices/tpm[backend/@type='emulator']", "@model", single=True, key_field="model", table={
-        "version": F("backend/@version"),
+    "tpm": Items("devices/tpm", "@model", single=True, key_field="model", table={
+        "version": F("backend[@type='emulator']/@version", write=lambda tpm, v: xmlpath.set_value(tpm, "backend/@version", v)),
+        "backend": F("backend/@type", write=write_tpm_backend),
+        "device": F("backend[@type='passthrough']/device/@path",
+                    write=lambda tpm, v: xmlpath.set_value(tpm, "backend/device/@path", v)),
+    }),
+    "hostdevs": Items("devices/hostdev[@mode='subsystem']", "@type", key_conv=hostdev_key, key_fields=hostdev_fields,
+                      live=liverules.hotplug, table={
+        "managed": F("self::*[@type='pci' or @type='usb']/@managed", yes_no, write=write_yes_no("@managed")),
+        "rom_bar": F("rom/@bar", on_off, write=write_on_off("rom/@bar")),
+        "display": F("@display", on_off, write=write_on_off("@display")),
+        "boot_order": F("boot/@order", int),
     }),
     "boot": L("os/boot/@dev", write=write_boot),
     "disks": Items("devices/disk[@type='file' or @type='volume' or @type='block' or @type='network']", "target/@dev", {
@@ -664,8 +768,14 @@ DOMAIN = {
         "model": F("model/@type"),
         "mtu": F("mtu/@size", int),
         "queues": F("driver/@queues", int),
-        "link": F("link/@state", live=liverules.nic_link, runtime=True),
+        "link": F("link/@state", live=liverules.nic_update, runtime=True),
         "boot_order": F("boot/@order", int),
+        "hostdev": F("self::*[@type='hostdev']/source/address", pci_address, write=write_nic_hostdev,
+                     also=("@type", "@managed")),
+        "portgroup": F("self::*[@type='network']/source/@portgroup", write=write_nic_source("network", "portgroup")),
+        "vlan": F("vlan[tag]", nic_vlan, write=write_vlan),
+        "bandwidth": {way: {part: F(f"bandwidth/{way}/@{part}", int, live=liverules.nic_update, runtime=True)
+                            for part in ("average", "peak", "burst")} for way in ("inbound", "outbound")},
     }, key_conv=lower, live=liverules.hotplug, key_field="mac"),
     "graphics": Items("devices/graphics[@type='vnc' or @type='spice']", "@type", single=True, key_field="type", table={
         "listen": F("@listen | listen[@type='address']/@address | listen[@type='none']/@type", default="default",

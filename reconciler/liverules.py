@@ -48,12 +48,13 @@ def hotplug(ch: LiveChange) -> Op | None:
     return None
 
 
-def nic_link(ch: LiveChange) -> Op | None:
-    """A NIC's link goes up or down live (updateDeviceFlags), when nothing else of it changes."""
+def nic_update(ch: LiveChange) -> Op | None:
+    """A NIC's link state and bandwidth change live (updateDeviceFlags with the NIC's XML), when
+    nothing else of it changes."""
     running = (ch.running.get("interfaces") or {}).get(ch.parts[1])
     if running is None or ch.item is None:
         return None
-    if any(value != running.get(name) for name, value in ch.item.items() if name != "link"):
+    if any(value != running.get(name) for name, value in ch.item.items() if name not in ("link", "bandwidth")):
         return None
     return Op(OpName.UPDATE_DEVICE, {"xml": ch.xml})
 

@@ -364,6 +364,12 @@ class Interface(Strict):
     mtu: int | None = Field(None, ge=68, le=65535, description="the guest side MTU")
     queues: int | None = Field(None, ge=1, le=256, description="virtio multiqueue: queue pairs (one per vCPU)")
     link: Literal["up", "down"] | None = Field(None, description="the link state; changed live")
+    hostdev: PciAddress | None = Field(None, description="an SR-IOV virtual function given to the guest (PCI address)")
+    portgroup: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a portgroup of the network")
+    vlan: list[Annotated[int, Field(ge=1, le=4094)]] | None = Field(
+        None, description="VLAN tags (several: a trunk); for Open vSwitch, SR-IOV and macvtap passthrough")
+    bandwidth: Bandwidth | None = Field(None, description="QoS limits (inbound/outbound average, peak, burst); "
+                                                          "changed live")
     boot_order: int | None = Field(None, ge=1, le=255, description="per-device boot order (1 first); the guest's "
                                                                  "boot list is then left empty")
     ip: ipaddress.IPv4Address | None = Field(None, description="a static DHCP lease for this NIC on its network "
@@ -371,9 +377,13 @@ class Interface(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> "Interface":
-        given = [name for name in ("network", "bridge", "direct") if getattr(self, name) is not None]
+        given = [name for name in ("network", "bridge", "direct", "hostdev") if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError("a NIC has exactly one of network, bridge or direct")
+            raise ValueError("a NIC has exactly one of network, bridge, direct or hostdev")
+        if self.portgroup is not None and self.network is None:
+            raise ValueError("portgroup is for a NIC on a libvirt network")
+        if self.hostdev is not None and (self.mtu or self.queues or "model" in self.model_fields_set):
+            raise ValueError("a hostdev NIC is the VF itself: it has no model, mtu or queues")
         if self.ip is not None and self.network is None:
             raise ValueError("ip (a DHCP lease) is for a NIC on a libvirt network")
         if self.ip is not None and self.mac is None:
@@ -511,12 +521,87 @@ class Sound(Strict):
 class Tpm(Strict):
     model: Literal["tpm-crb", "tpm-tis"] = Field("tpm-crb", description="tpm-crb (TPM 2.0 only) or tpm-tis")
     version: Literal["2.0", "1.2"] = Field("2.0", description="the emulated TPM's version (swtpm)")
+    backend: Literal["emulator", "passthrough"] = Field("emulator", description="emulator (swtpm), or passthrough "
+                                                                                "of the host's TPM")
+    device: Annotated[HostPath, AfterValidator(_under_dev)] | None = Field(
+        None, description="passthrough: the host's TPM device, e.g. /dev/tpm0")
 
     @model_validator(mode="after")
     def _crb_is_2(self) -> "Tpm":
         if self.model == "tpm-crb" and self.version != "2.0":
             raise ValueError("tpm-crb is a TPM 2.0 interface: use version 2.0, or model tpm-tis for 1.2")
+        if (self.backend == "passthrough") != (self.device is not None):
+            raise ValueError("device goes with backend: passthrough (and passthrough needs it)")
         return self
+
+
+PciAddress = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$",
+                                  examples=["0000:01:00.0"]),
+                       BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
+UsbId = Annotated[str, BeforeValidator(lambda v: v.lower().removeprefix("0x") if isinstance(v, str) else v),
+                  Field(pattern=r"^[0-9a-f]{4}$", examples=["046d"])]
+
+
+class UsbDevice(Strict):
+    vendor: UsbId | None = Field(None, description="the vendor ID (lsusb), with product")
+    product: UsbId | None = None
+    bus: int | None = Field(None, ge=0, le=255, description="or the host's USB bus and device numbers")
+    device: int | None = Field(None, ge=0, le=255)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "UsbDevice":
+        by_id = self.vendor is not None and self.product is not None
+        by_address = self.bus is not None and self.device is not None
+        if by_id == by_address or (by_id and (self.bus, self.device) != (None, None)) or \
+                (by_address and (self.vendor, self.product) != (None, None)):
+            raise ValueError("name a USB device by vendor and product, or by bus and device")
+        return self
+
+
+class Hostdev(Strict):
+    pci: PciAddress | None = Field(None, description="a host PCI device (lspci -D), e.g. a GPU function")
+    usb: UsbDevice | None = Field(None, description="a host USB device")
+    mdev: str | None = Field(None, pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$",
+                             description="a mediated device's UUID (vGPU slice)")
+    managed: bool | None = Field(None, description="libvirt detaches the device from its host driver at start "
+                                                   "(PCI, USB)")
+    rom_bar: bool | None = Field(None, description="PCI: show the device's option ROM to the guest")
+    display: bool | None = Field(None, description="mdev: use the vGPU as the guest's display")
+    boot_order: int | None = Field(None, ge=1, le=255, description="per-device boot order")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Hostdev":
+        given = [name for name in ("pci", "usb", "mdev") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a hostdev is exactly one of pci, usb or mdev")
+        if self.rom_bar is not None and self.pci is None:
+            raise ValueError("rom_bar is for PCI devices")
+        if self.display is not None and self.mdev is None:
+            raise ValueError("display is for mediated devices")
+        if self.managed is not None and self.mdev is not None:
+            raise ValueError("managed is for PCI and USB devices")
+        return self
+
+    @property
+    def key(self) -> str:
+        """What identifies it in the guest (fields.hostdev_key reads the same from XML)."""
+        if self.pci:
+            return f"pci:{self.pci.replace('.', '/')}"
+        if self.mdev:
+            return f"mdev:{self.mdev.lower()}"
+        u = self.usb
+        return f"usb:{u.vendor}:{u.product}" if u.vendor else f"usb:{u.bus}/{u.device}"
+
+
+class BandwidthLimit(Strict):
+    average: int = Field(ge=1, le=2**32 - 1, description="KiB/s")
+    peak: int | None = Field(None, ge=1, le=2**32 - 1, description="KiB/s")
+    burst: int | None = Field(None, ge=1, le=2**32 - 1, description="KiB sent at peak")
+
+
+class Bandwidth(Strict):
+    inbound: BandwidthLimit | None = None
+    outbound: BandwidthLimit | None = None
 
 
 class MemoryBacking(Strict):
@@ -671,6 +756,7 @@ class GuestSpec(Strict):
                                      "microvm have no PCI bus for the devices guests are given")
     cpu: Cpu | None = Field(None, description="the guest's CPU: mode or model, flags, topology, NUMA cells")
     cputune: CpuTune | None = Field(None, description="pinning of vCPUs and QEMU's threads to host CPUs")
+    hostdevs: list[Hostdev] = Field([], description="host PCI, USB and mediated devices given to the guest")
     iothreads: int | None = Field(None, ge=1, le=64, description="I/O threads for virtio disks and controllers")
     controllers: list[Controller] = Field([], description="disk and USB controllers, keyed by type and index "
                                                           "(the ones libvirt adds itself stay unless stated)")
@@ -744,6 +830,9 @@ class GuestSpec(Strict):
 
     @model_validator(mode="after")
     def _controllers(self) -> "GuestSpec":
+        devices = [h.key for h in self.hostdevs]
+        if len(devices) != len(set(devices)):
+            raise ValueError(f"hostdevs repeat: {sorted(devices)}")
         keys = [(c.type, c.index) for c in self.controllers]
         if len(keys) != len(set(keys)):
             raise ValueError(f"controllers repeat: {sorted(f'{t}:{i}' for t, i in keys)}")
@@ -756,7 +845,7 @@ class GuestSpec(Strict):
 
     @model_validator(mode="after")
     def _boot_orders(self) -> "GuestSpec":
-        orders = [d.boot_order for d in [*self.disks, *self.interfaces] if d.boot_order is not None]
+        orders = [d.boot_order for d in [*self.disks, *self.interfaces, *self.hostdevs] if d.boot_order is not None]
         if orders and self.boot and "boot" in self.model_fields_set:
             raise ValueError("per-device boot_order and a boot list exclude each other (libvirt): leave boot out")
         if len(orders) != len(set(orders)):
@@ -767,7 +856,7 @@ class GuestSpec(Strict):
     def boot_list(self) -> list[str]:
         """The <os> boot list: empty when devices carry their own boot order."""
         if "boot" not in self.model_fields_set and any(
-                d.boot_order is not None for d in [*self.disks, *self.interfaces]):
+                d.boot_order is not None for d in [*self.disks, *self.interfaces, *self.hostdevs]):
             return []
         return self.boot
 

@@ -98,7 +98,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
         run_values, slots = fields.read("Guest", live.live_root), [_free_pci_slots(live.live_root)]
         for fc in field_changes:
             op = _live_op(desired, fc, run_values, slots, live_ops)
-            live_ops += [op] if op else []
+            live_ops += [op] if op and op not in live_ops else []
             changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live" if op else "restart"))
     else:
         changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live") for fc in field_changes]
@@ -153,7 +153,7 @@ def _running_changes(desired: Desired, field_changes, run_values: dict, slots: l
         if fc.path in saved:
             continue
         op = _live_op(desired, fc, run_values, slots, live_ops)
-        live_ops += [op] if op else []
+        live_ops += [op] if op and op not in live_ops else []
         out.append(Change(desired.manifest_path(fc.parts) + " (running)", fc.before, fc.after,
                           "live" if op else "restart"))
     return out

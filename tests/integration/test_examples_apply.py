@@ -11,7 +11,7 @@ from tests.helpers import REPO
 
 pytestmark = pytest.mark.libvirtd
 
-EXAMPLES = ["quickstart", "fleet", "uefi-tpm", "server", "bridged", "virtiofs", "windows", "desktop"]
+EXAMPLES = ["quickstart", "fleet", "uefi-tpm", "server", "bridged", "virtiofs", "windows", "desktop", "gpu-passthrough"]
 
 
 def _prefixed(doc: dict, prefix: str, subnet: str) -> dict:

@@ -49,7 +49,7 @@ def test_systemd_units_verify_and_use_the_installed_command(tmp_path):
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
 
-@pytest.mark.parametrize("name", ["quickstart", "fleet", "uefi-tpm", "server", "bridged", "virtiofs", "windows", "desktop"])
+@pytest.mark.parametrize("name", ["quickstart", "fleet", "uefi-tpm", "server", "bridged", "virtiofs", "windows", "desktop", "gpu-passthrough"])
 def test_example_manifests_validate(name):
     from reconciler import pipeline
     manifest = pipeline.load([EXAMPLES / name])

@@ -174,3 +174,18 @@ def test_autostart_flip_records_itself_without_a_separate_marker_change(tmp_path
     action = plan_for(tmp_path, "Guest", "web-1", [("guest.yaml", "autostart: true", "autostart: false")])
     assert impacts(action) == {"autostart": "live"}
     assert op_names(action) == ["edit", "set_live_owner", "set_autostart"]
+
+
+def test_nic_bandwidth_changes_live_in_one_update(tmp_path):
+    """Bandwidth limits go live through updateDeviceFlags with the NIC's XML (one op however many
+    limits change); another change of the same NIC waits for a restart."""
+    qos = '{network: demo-net, mac: "52:54:00:d3:00:01", bandwidth: {inbound: {average: 500}, outbound: {average: 64}}}'
+    action = plan_for(tmp_path, "Guest", "web-1", [("guest.yaml", '{network: demo-net, mac: "52:54:00:d3:00:01"}', qos)])
+    assert impacts(action) == {"interfaces[0].bandwidth.inbound.average": "live",
+                               "interfaces[0].bandwidth.outbound.average": "live"}
+    updates = [o for o in action.ops if o.name == "update_device"]
+    assert len(updates) == 1 and "<inbound average=\"500\"/>" in updates[0].args["xml"]
+    assert op_names(action)[-1] == "set_live_owner"
+    both = qos.replace("demo-net,", "demo-net, model: e1000e,")
+    action = plan_for(tmp_path / "2", "Guest", "web-1", [("guest.yaml", '{network: demo-net, mac: "52:54:00:d3:00:01"}', both)])
+    assert set(impacts(action).values()) == {"restart"}
