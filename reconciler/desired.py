@@ -127,7 +127,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "balloon": spec.balloon, "panic": spec.panic, "iothreads": spec.iothreads, "hostdevs": spec.hostdevs,
         "controllers": spec.controllers, "hotplug_slots": spec.hotplug_slots, "memory_hotplug": spec.memory.hotplug,
         "boot": spec.boot_list, "disks": disks, "interfaces": nics,
-        "graphics": spec.graphics, "console": spec.console, "firmware": spec.firmware,
+        "graphics": spec.graphics, "console": spec.pty_console, "serials": spec.serials, "firmware": spec.firmware,
         "secure_boot": spec.secure_boot, "tpm": spec.tpm, "guest_agent": spec.guest_agent, "rng": spec.rng,
         "watchdog": spec.watchdog, "memory_backing": spec.memory_backing, "filesystems": spec.filesystems,
         "features": spec.features, "clock": spec.clock, "on_poweroff": spec.on_poweroff,
@@ -146,6 +146,8 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     unstated += () if spec.clock and spec.clock.offset else ("clock_offset",)
     stated = {name: getattr(spec, name).model_dump(exclude_none=True)
               for name in ("features", "memory_backing") if getattr(spec, name)}
+    # serial ports: only those stated (the console field renders port 0 too) and what they state
+    stated["serials"] = {str(s.port): s.model_dump(exclude_none=True) for s in spec.serials}
     unstated_in = {("disks", d["target"]): ("shareable",) for d in disks if d["shareable"] is None}
     xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated, stated, unstated_in)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
@@ -159,6 +161,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     if spec.sound:
         parts[("sound", spec.sound.model)] = render("sound.xml.j2", sound=spec.sound)
     parts |= {("inputs", i.type): render("input.xml.j2", input=i) for i in spec.inputs}
+    parts |= {("serials", str(s.port)): render("serial.xml.j2", s=s) for s in spec.serials}
     parts |= {("hostdevs", h.key): render("hostdev.xml.j2", h=h) for h in spec.hostdevs}
     parts |= {("controllers", f"{c.type}:{c.index}"): render("controller.xml.j2", c=c) for c in spec.controllers}
     if spec.panic:
@@ -179,6 +182,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     index = {("disks", t): n for n, t in enumerate(targets)} | {("interfaces", m): n for n, m in enumerate(macs)}
     index |= {("inputs", i.type): n for n, i in enumerate(spec.inputs)}
     index |= {("hostdevs", h.key): n for n, h in enumerate(spec.hostdevs)}
+    index |= {("serials", str(s.port)): n for n, s in enumerate(spec.serials)}
     index |= {("controllers", f"{c.type}:{c.index}"): n for n, c in enumerate(spec.controllers)}
     if spec.cpu:
         index |= {("cpu_features", f.name): n for n, f in enumerate(spec.cpu.features)}

@@ -389,15 +389,40 @@ CONSOLE_XML = ('<serial type="pty"><target port="0"/></serial>',
                '<console type="pty"><target type="serial" port="0"/></console>')
 
 
+SERIAL0 = "serial[@type='pty'][not(target/@port) or target/@port='0']"
+CONSOLE0 = "console[@type='pty'][not(target/@port) or target/@port='0']"
+
+
 def write_console(node, present: bool) -> None:
+    """The serial console on a pty: serial port 0 and the console that shows it (other serial
+    ports are serials' own)."""
     devices = xmlpath.ensure(node, ["devices"])
-    has = devices.find("serial[@type='pty']") is not None
+    has = bool(devices.xpath(SERIAL0))
     if present and not has:
         for xml in CONSOLE_XML:
             devices.append(etree.fromstring(xml))
     elif not present:
-        for el in devices.findall("serial[@type='pty']") + devices.findall("console[@type='pty']"):
+        for el in devices.xpath(SERIAL0) + devices.xpath(CONSOLE0):
             devices.remove(el)
+
+
+_SERIAL_SOURCE = {"pty": (), "tcp": ("mode", "host", "service"), "file": ("path",), "unix": ("mode", "path")}
+
+
+def write_serial_type(serial, kind: str) -> None:
+    """Another kind of serial port (pty, tcp, file, unix): what its source holds for other kinds
+    goes (in whatever order the other fields are written), its target and log stay."""
+    if serial.get("type") != kind:
+        source = serial.find("source")
+        for attr in list(source.attrib) if source is not None else []:
+            if attr not in _SERIAL_SOURCE[kind]:
+                del source.attrib[attr]
+        if source is not None and not source.attrib:
+            serial.remove(source)
+        if kind != "tcp":
+            for el in serial.findall("protocol"):
+                serial.remove(el)
+    serial.set("type", kind)
 
 
 NICS = "devices/interface[@type='network' or @type='bridge' or @type='direct' or @type='hostdev']"
@@ -799,8 +824,16 @@ DOMAIN = {
     "usb_redirect": F(REDIRDEV, count_redirdev, default=0, write=write_redirdev),
     "spice_agent": F(f"devices/channel[target/@name='{SPICE_AGENT}']", exists, default=False,
                      write=write_channel("spicevmc", SPICE_AGENT)),
-    "console": F("devices/serial[@type='pty']", exists, default=False, write=write_console,
-                 also=("devices/console[@type='pty']",)),
+    "console": F(f"devices/{SERIAL0}", exists, default=False, write=write_console, also=(f"devices/{CONSOLE0}",)),
+    "serials": Items("devices/serial", "target/@port", key_field="port", table={
+        "type": F("@type", write=write_serial_type),
+        "path": F("source/@path"),
+        "host": F("source/@host"),
+        "service": F("source/@service", int),
+        "mode": F("source/@mode"),
+        "protocol": F("protocol/@type"),
+        "log": F("log/@file"),
+    }),
     "guest_agent": F(f"devices/channel[target/@name='{GUEST_AGENT}']", exists, default=False,
                      write=write_channel("unix", GUEST_AGENT)),
     "features": {

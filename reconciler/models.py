@@ -349,6 +349,33 @@ class Controller(Strict):
         return self
 
 
+class Serial(Strict):
+    port: int = Field(ge=0, le=3, description="the guest's port (0: ttyS0, the console)")
+    type: Literal["pty", "tcp", "file", "unix"] = Field(description="pty (virsh console), tcp, file (output "
+                                                                    "only) or unix")
+    path: Annotated[HostPath, AfterValidator(_not_root)] | None = Field(None, description="file or unix: the path")
+    host: str | None = Field(None, pattern=r"^[A-Za-z0-9.:-]{1,253}$", description="tcp: the address")
+    service: int | None = Field(None, ge=1, le=65535, description="tcp: the port")
+    mode: Literal["bind", "connect"] | None = Field(None, description="tcp, unix: listen (bind) or connect")
+    protocol: Literal["raw", "telnet"] | None = Field(None, description="tcp: raw or telnet")
+    log: Annotated[HostPath, AfterValidator(_not_root)] | None = Field(None, description="a file that keeps "
+                                                                                          "everything the port printed")
+
+    @model_validator(mode="after")
+    def _source(self) -> "Serial":
+        needs = {"pty": (), "tcp": ("host", "service"), "file": ("path",), "unix": ("path",)}[self.type]
+        missing = [name for name in needs if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.type} serial port needs {' and '.join(missing)}")
+        allowed = {"pty": (), "tcp": ("host", "service", "mode", "protocol"), "file": ("path",),
+                   "unix": ("path", "mode")}[self.type]
+        extra = [name for name in ("path", "host", "service", "mode", "protocol")
+                 if getattr(self, name) is not None and name not in allowed]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} is not for a {self.type} serial port")
+        return self
+
+
 class Direct(Strict):
     dev: IfName = Field(description="the host interface the macvtap device sits on")
     mode: Literal["bridge", "vepa", "private", "passthrough"] = Field(
@@ -788,7 +815,8 @@ class GuestSpec(Strict):
                                                                   "devices given to the guest; needs SPICE to start)")
     spice_agent: bool | None = Field(None, description="the SPICE vdagent channel (clipboard, display "
                                                                      "resize; needs SPICE to start)")
-    console: bool = Field(True, description="a serial console on a pty")
+    console: bool = Field(True, description="a serial console on a pty (serial port 0)")
+    serials: list[Serial] = Field([], description="serial ports keyed by port: pty, tcp, file or unix, with a log")
     guest_agent: bool | None = Field(None, description="a virtio channel for qemu-guest-agent "
                                                        "(org.qemu.guest_agent.0); left out: not managed")
     rng: Rng | None = Field(None, description="a virtio RNG fed from the host's entropy")
@@ -842,6 +870,23 @@ class GuestSpec(Strict):
         if self.hotplug_slots is not None and "q35" not in self.machine:
             raise ValueError("hotplug_slots is for q35 machines (pc hot-plugs into its root bus)")
         return self
+
+    @model_validator(mode="after")
+    def _serials(self) -> "GuestSpec":
+        ports = [s.port for s in self.serials]
+        if len(ports) != len(set(ports)):
+            raise ValueError(f"serial ports repeat: {sorted(ports)}")
+        first = next((s for s in self.serials if s.port == 0), None)
+        if first is not None and first.type != "pty" and self.console and "console" in self.model_fields_set:
+            raise ValueError(f"serial port 0 is {first.type}: the pty console is on it, so set console: false")
+        if first is not None and first.type == "pty" and not self.console:
+            raise ValueError("serial port 0 is the pty console (libvirt shows it as the console): leave console out")
+        return self
+
+    @property
+    def pty_console(self) -> bool:
+        """The pty pair the console field renders: not when serials state port 0 themselves."""
+        return self.console and not any(s.port == 0 for s in self.serials)
 
     @model_validator(mode="after")
     def _boot_orders(self) -> "GuestSpec":
