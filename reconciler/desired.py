@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import fields, secretref
+from . import escape, fields, secretref
 from .identity import disk_targets, interface_macs, object_uuid, spec_hash
 from .live import HostState, LiveObject
 from .manifest import Item, Manifest, Ref
@@ -36,6 +36,7 @@ class Desired:
     uuid: str | None = None
     exclusive: tuple = ()       # keyed collections the manifest states in full (Guest spec.exclusive)
     index: dict = field(default_factory=dict)   # (collection, key) -> position in the manifest's list
+    xml_edits: list = field(default_factory=list)   # the escape hatch's edits (escape.py), as the manifest has them
 
     def manifest_path(self, parts) -> str:
         """A field's path as the manifest writes it (fields.manifest_path)."""
@@ -72,7 +73,7 @@ def _only(values: dict, stated: dict) -> dict:
 
 def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
               unstated: tuple = (), stated: dict | None = None,
-              unstated_in: dict | None = None) -> tuple[str, dict, dict]:
+              unstated_in: dict | None = None, extra: dict | None = None) -> tuple[str, dict, dict]:
     """Render, read the fields back, then render again with the owner marker.
 
     The marker's hash covers exactly the compared fields, autostart and protection, so neither
@@ -87,7 +88,8 @@ def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
             values[collection].get(item_key, {}).pop(name, None)
     compared = prune(values)
     spec = item.spec
-    content = {"fields": secretref.stable(compared), "autostart": getattr(spec, "autostart", None), "protect": spec.protect}
+    content = {"fields": secretref.stable(compared), "autostart": getattr(spec, "autostart", None),
+               "protect": spec.protect} | (extra or {})
     owner = owner_context(ctx.instance, spec_hash(item.ref.kind, item.ref.name, content), content,
                           ctx.provenance, spec.protect)
     return render(template, **{key: context | {"owner": owner}}), compared, owner
@@ -149,7 +151,10 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     # serial ports: only those stated (the console field renders port 0 too) and what they state
     stated["serials"] = {str(s.port): s.model_dump(exclude_none=True) for s in spec.serials}
     unstated_in = {("disks", d["target"]): ("shareable",) for d in disks if d["shareable"] is None}
-    xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated, stated, unstated_in)
+    edits = [e.model_dump(exclude_none=True) for e in spec.xml]
+    xml, compared, owner = _rendered("domain.xml.j2", "g", g, item, ctx, unstated, stated, unstated_in,
+                                     {"xml": edits} if edits else None)
+    xml = escape.apply_all(xml, edits)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
@@ -190,7 +195,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     if spec.cputune:
         index |= {("vcpupin", str(p.vcpu)): n for n, p in enumerate(spec.cputune.vcpupin)}
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
-                   owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index)
+                   owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index, xml_edits=edits)
 
 
 def network(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:

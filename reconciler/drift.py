@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import desired as desired_mod, fields, ownership, secretref
+from . import desired as desired_mod, escape, fields, ownership, secretref
 from .diff import diff, flatten, get_path, running_diff
 from .inventory import host_inventory, unreadable
 from .live import HostState
@@ -78,6 +78,9 @@ def _owned(host: str, item, want, live, rec, live_fields: dict) -> list[Finding]
     applied = rec.content.get("autostart")
     recorded = secretref.as_applied(rec.fields, want.fields, live_fields)
     drifted = _changes(want, live_fields, recorded)     # before = live now, after = as applied
+    if want.hash == rec.hash:                           # escape-hatch edits applied that no longer hold
+        drifted += [{"path": want.manifest_path(c.parts), "before": c.before, "after": c.after}
+                    for c in escape.changes(want.xml_edits, live.root)]
     if applied is not None and applied != live.autostart:
         drifted.append({"path": "autostart", "before": live.autostart, "after": applied})
     if drifted:

@@ -13,7 +13,7 @@ from typing import Any
 
 from lxml import etree
 
-from . import fields
+from . import escape, fields
 from .identity import OWNER_NS
 
 
@@ -36,6 +36,9 @@ class Edit:
 
 def _apply(table: dict, node, edit: Edit, depth: int = 0) -> None:
     name = edit.path[depth]
+    if depth == 0 and name == escape.FIELD:          # an XML edit of the escape hatch
+        escape.apply(node, edit.value)
+        return
     spec = table[name]
     if isinstance(spec, dict):
         _apply(spec, node, edit, depth + 1)

@@ -958,6 +958,8 @@ def manifest_location(kind: str, parts, index: dict) -> list:
     table, out, i = TABLES[kind], [], 0
     while i < len(parts):
         name = parts[i]
+        if name == "xml_edits" and i == 0:             # the escape hatch's edits (escape.py): `xml[N]`
+            return ["xml", int(parts[1])] if len(parts) > 1 else ["xml"]
         spec = table.get(name) if isinstance(table, dict) else None
         if isinstance(spec, dict):
             out.append(name)

@@ -376,6 +376,68 @@ class Serial(Strict):
         return self
 
 
+_IDENTITY_TAGS = ("name", "uuid", "metadata")
+
+
+def _xpath(value: str) -> str:
+    """A relative XPath of the guest's definition that does not reach its identity."""
+    from lxml import etree
+    try:
+        etree.XPath(value)
+    except etree.XPathSyntaxError as exc:
+        raise ValueError(f"not an XPath: {exc}") from None
+    if value.startswith("/"):
+        raise ValueError("write the path relative to <domain>, e.g. devices/memballoon/@autodeflate")
+    if value.split("/")[0].split("[")[0] in _IDENTITY_TAGS:
+        raise ValueError("name, uuid and metadata are the tool's: an edit cannot touch them")
+    return value
+
+
+def _simple_path(value: str) -> str:
+    from . import xmlpath
+    segments, _ = xmlpath.split(value)
+    try:
+        for segment in segments:
+            xmlpath._parse(segment)
+    except ValueError:
+        raise ValueError("set takes a simple path (elements with [@attr='value'] predicates, then an "
+                         "optional @attribute), so that it can be created") from None
+    return value
+
+
+def _element(value: str) -> str:
+    from lxml import etree
+    try:
+        el = etree.fromstring(value.encode(), etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"add is not one XML element: {exc}") from None
+    if el.tag in _IDENTITY_TAGS:
+        raise ValueError("name, uuid and metadata are the tool's: an edit cannot add them")
+    return value
+
+
+class XmlEdit(Strict):
+    set: Annotated[str, AfterValidator(_xpath), AfterValidator(_simple_path)] | None = Field(
+        None, description="a path of the saved definition whose attribute or text becomes value")
+    value: str | None = Field(None, max_length=4096, description="the value set writes")
+    remove: Annotated[str, AfterValidator(_xpath)] | None = Field(None, description="an XPath: what it matches goes")
+    add: Annotated[str, AfterValidator(_element)] | None = Field(None, max_length=65536,
+                                                                 description="an XML element (a device) to add")
+    under: Annotated[str, AfterValidator(_xpath), AfterValidator(_simple_path)] | None = Field(
+        None, description="where add puts it (default devices)")
+
+    @model_validator(mode="after")
+    def _one(self) -> "XmlEdit":
+        given = [name for name in ("set", "remove", "add") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("an XML edit is exactly one of set (with value), remove or add")
+        if (self.value is not None) != (self.set is not None):
+            raise ValueError("value goes with set (and set needs it)")
+        if self.under is not None and self.add is None:
+            raise ValueError("under goes with add")
+        return self
+
+
 class Direct(Strict):
     dev: IfName = Field(description="the host interface the macvtap device sits on")
     mode: Literal["bridge", "vepa", "private", "passthrough"] = Field(
@@ -783,6 +845,9 @@ class GuestSpec(Strict):
                                      "microvm have no PCI bus for the devices guests are given")
     cpu: Cpu | None = Field(None, description="the guest's CPU: mode or model, flags, topology, NUMA cells")
     cputune: CpuTune | None = Field(None, description="pinning of vCPUs and QEMU's threads to host CPUs")
+    xml: list[XmlEdit] = Field([], description="the escape hatch: XML edits of the saved definition for what no "
+                                               "field covers (set, remove, add), made in place, checked by "
+                                               "libvirt's schema")
     hostdevs: list[Hostdev] = Field([], description="host PCI, USB and mediated devices given to the guest")
     iothreads: int | None = Field(None, ge=1, le=64, description="I/O threads for virtio disks and controllers")
     controllers: list[Controller] = Field([], description="disk and USB controllers, keyed by type and index "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import (desired, drift, fields, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership,
+from . import (desired, drift, edit as edit_mod, fields, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership,
                planners, rng)
 from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Progress, Result, Silent, apply
@@ -16,7 +16,7 @@ from .errors import PlanError, ReconcilerError
 from .live import HostState, sort_out_broken
 from .manifest import Item, Manifest
 from .ownership import Provenance
-from .plan import Action, Plan
+from .plan import Action, OpName, Plan
 from .prune import forget_gone, kept, move_legacy_records, plan_prune
 
 
@@ -131,7 +131,7 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
                 plan.unmanaged[str(item.ref)] = drift.unmanaged_parts(item.ref.kind, want, live, owned.get(key))
             action = planners.PLANNERS[item.ref.kind](want, live, owned.get(key))
             if action is not None:
-                problems += _schema_problems(item, action)
+                problems += _schema_problems(item, action, live)
                 plan.actions.append(action)
         declared = {(i.ref.kind, i.ref.name) for i in manifest.for_host(host)}
         plan.actions[:0] = move_legacy_records(host, instance, state)
@@ -163,13 +163,18 @@ def _readable(plan: Plan, items: list[Item], state: HostState) -> list[Item]:
 _DEFINES = {"define_domain", "define_network", "define_pool", "create_volume"}
 
 
-def _schema_problems(item: Item, action: Action) -> list[str]:
-    """libvirt's RelaxNG schema on every definition the action would write: a value the schema
-    refuses stops the plan here, naming the manifest, instead of failing at apply."""
+def _schema_problems(item: Item, action: Action, live) -> list[str]:
+    """libvirt's RelaxNG schema on every definition the action would write (a new one, or the
+    saved one with the action's edits made, escape-hatch edits too): a value the schema refuses
+    stops the plan here, naming the manifest, instead of failing at apply."""
     out = []
     for op in action.ops:
-        if op.name in _DEFINES:
-            for error in rng.errors(item.ref.kind, op.args["xml"])[:3]:
+        xml = op.args["xml"] if op.name in _DEFINES else None
+        if op.name == OpName.EDIT and live is not None and item.ref.kind in ("Guest", "Network"):
+            xml = edit_mod.apply(item.ref.kind, live.xml, [edit_mod.Edit.from_json(e) for e in op.args["edits"]],
+                                 op.args["marker"])
+        if xml is not None:
+            for error in rng.errors(item.ref.kind, xml)[:3]:
                 out.append(f"{item.source.file}:{item.source.line}: {item.ref}: libvirt's schema refuses "
                            f"the definition: {error}")
     return out

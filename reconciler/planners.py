@@ -1,7 +1,7 @@
 """Per-kind planners: desired vs live -> Action (pure: no libvirt, no I/O)."""
 from __future__ import annotations
 
-from . import fields
+from . import escape, fields
 from .desired import Desired
 from .diff import FieldChange, diff, flatten, running_diff
 from .edit import Edit
@@ -91,7 +91,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
         ops += [Op(name) for name in _STATE_OPS.get(("shutoff", desired.state), ("", []))[1]]
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
     have = fields.read("Guest", live.root)
-    field_changes = _changes(desired, have, record)
+    field_changes = _changes(desired, have, record) + escape.changes(desired.xml_edits, live.root)
     running = live.active and live.live_xml is not None
     changes, ops, live_ops = [], [], []
     if running:
