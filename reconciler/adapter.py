@@ -351,13 +351,14 @@ class Host:
                                                  namespace, flags)
 
     @_libvirt("undefine")
-    def undefine(self, kind: str, name: str) -> None:
+    def undefine(self, kind: str, name: str, tpm: bool = False) -> None:
         """Remove a definition (a guest's managed save, NVRAM, snapshot and checkpoint metadata too;
-        its TPM state stays)."""
+        its TPM state stays unless `tpm`)."""
         obj = self._lookup(kind, name)
         if kind == "Guest":
+            tpm_flag = libvirt.VIR_DOMAIN_UNDEFINE_TPM if tpm else libvirt.VIR_DOMAIN_UNDEFINE_KEEP_TPM
             obj.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                              | libvirt.VIR_DOMAIN_UNDEFINE_KEEP_TPM | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                              | tpm_flag | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                               | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
         else:
             obj.undefine()

@@ -80,6 +80,8 @@ def _main(version: bool = typer.Option(False, "--version", "-V", callback=_versi
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 PathsArg = typer.Argument(..., metavar="PATH", help="manifest files or directories (*.yaml, *.yml, read recursively)")
 HostOpt = typer.Option(None, "--host", metavar="NAME", help="only this Host")
+DeleteTpm = typer.Option(False, "--delete-tpm-state", help="with --prune: deleted guests' TPM state goes too "
+                                                           "(kept by default)")
 LockTimeout = typer.Option(300, "--lock-timeout", help="seconds to wait for a host lock held by another run")
 
 
@@ -124,6 +126,7 @@ def plan(paths: list[Path] = PathsArg,
          host: Optional[str] = HostOpt,
          prune: bool = typer.Option(False, "--prune", help="also delete owned objects that left the manifests"),
          allow_empty: bool = typer.Option(False, "--allow-empty", help="let --prune empty a host"),
+         delete_tpm_state: bool = DeleteTpm,
          show_unmanaged: bool = typer.Option(False, "--show-unmanaged",
                                              help="also list, per object, the parts no manifest field manages")) -> None:
     """Show what apply would change. Exit 0 no changes, 2 changes pending, 1 error."""
@@ -131,7 +134,7 @@ def plan(paths: list[Path] = PathsArg,
         _err("Error: --format is text, json or markdown")
         raise typer.Exit(EXIT_ERROR)
     try:
-        the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty, show_unmanaged))
+        the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty, show_unmanaged, delete_tpm_state))
         if out:
             the_plan.save(out)
     except ReconcilerError as exc:
@@ -154,6 +157,7 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
           host: Optional[str] = HostOpt,
           prune: bool = typer.Option(False, "--prune", help="also delete owned objects that left the manifests"),
           allow_empty: bool = typer.Option(False, "--allow-empty", help="let --prune empty a host"),
+          delete_tpm_state: bool = DeleteTpm,
           restart: bool = typer.Option(False, "--restart", help="restart guests whose changes need it"),
           allow_destroy: bool = typer.Option(False, "--allow-destroy", help="allow destructive actions"),
           shutdown_timeout: int = typer.Option(120, "--shutdown-timeout", help="seconds a guest gets to shut down"),
@@ -186,7 +190,8 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
                 the_plan.actions = [a for a in the_plan.actions if a.host in conns]
                 pipeline.check_saved(the_plan)
             else:
-                the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty), hosts=set(conns))
+                the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty, delete_tpm_state=delete_tpm_state),
+                                         hosts=set(conns))
             the_plan.problems = list(failed.values()) + the_plan.problems
             _apply(the_plan, conns, options, not (auto_approve or plan_file), json_out)
     except ReconcilerError as exc:

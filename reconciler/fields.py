@@ -722,7 +722,8 @@ DOMAIN = {
     "hotplug_slots": F(ROOT_PORTS, lambda first: free_root_ports(first.getroottree().getroot()),
                        write=write_root_ports, settle=True),
     "controllers": Items("devices/controller[(@type='scsi' or @type='usb' or @type='virtio-serial' or @type='sata') "
-                         "and not(master)]", "@type", key_conv=controller_key, key_fields=controller_fields, table={
+                         "and not(master)]", "@type", key_conv=controller_key, key_fields=controller_fields,
+                         live=liverules.controller_hotplug, table={
         "index": F("@index", int),
         "model": F("@model"),
         "ports": F("@ports", int),

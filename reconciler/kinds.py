@@ -35,7 +35,7 @@ KINDS = {k.name: k for k in (
          "capacity: resized in place (shrinking is destructive); format: the volume is recreated (destructive)",
          "destructive", "its data is deleted"),
     Kind("Guest", fields.DOMAIN, models.GuestSpec, "domain.rng", True,
-         "at the guest's next restart", "disruptive", "its disks are kept"),
+         "at the guest's next restart", "disruptive", "its disks and TPM state are kept"),
 )}
 KIND_ORDER = tuple(KINDS)
 

@@ -48,6 +48,12 @@ def hotplug(ch: LiveChange) -> Op | None:
     return None
 
 
+def controller_hotplug(ch: LiveChange) -> Op | None:
+    """A new SCSI controller (virtio-scsi) is attached live like a disk; USB, SATA and
+    virtio-serial controllers wait for a restart (QEMU cannot hot-plug them)."""
+    return hotplug(ch) if ch.parts[1].startswith("scsi:") else None
+
+
 def nic_update(ch: LiveChange) -> Op | None:
     """A NIC's link state and bandwidth change live (updateDeviceFlags with the NIC's XML), when
     nothing else of it changes."""

@@ -35,6 +35,7 @@ class PlanOptions:
     prune: bool = False           # delete owned objects that left the manifests (also per Host)
     allow_empty: bool = False     # let prune act on a host whose manifests hold no object
     show_unmanaged: bool = False  # list the parts of each declared object no field manages
+    delete_tpm_state: bool = False   # pruned guests' TPM state goes too (kept by default)
 
 
 def load(paths: list[Path]) -> Manifest:
@@ -185,7 +186,7 @@ def _prune(plan: Plan, host: str, items, owned, state: HostState, options: PlanO
         return [f"host {host!r}: the manifests hold no object for it but it has {len(owned)} owned "
                 "objects; refusing to prune them all (use --allow-empty if that is meant)"]
     declared = {(i.ref.kind, i.ref.name) for i in items}
-    actions, problems = plan_prune(host, declared, owned, state)
+    actions, problems = plan_prune(host, declared, owned, state, options.delete_tpm_state)
     plan.actions += actions
     return problems
 

@@ -14,10 +14,11 @@ from .plan import Action, Change, Op, OpName
 DELETE_ORDER = ("Guest", "Volume", "StoragePool", "Network")
 
 
-def _guest_ops(live: LiveObject) -> list[Op]:
+def _guest_ops(live: LiveObject, tpm: bool = False) -> list[Op]:
+    undefine = Op(OpName.UNDEFINE, {"tpm": True} if tpm else {})
     if live.paused:                 # a paused guest cannot shut down: it is powered off
-        return [Op(OpName.STOP), Op(OpName.UNDEFINE)]
-    return ([Op(OpName.SHUTDOWN)] if live.active else []) + [Op(OpName.UNDEFINE)]
+        return [Op(OpName.STOP), undefine]
+    return ([Op(OpName.SHUTDOWN)] if live.active else []) + [undefine]
 
 
 _OPS = {
@@ -126,8 +127,9 @@ def kept(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str, str],
 
 
 def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str, str], Record],
-               state: HostState) -> tuple[list[Action], list[str]]:
-    """Delete actions for owned, undeclared objects that are on the host; problems for protected ones."""
+               state: HostState, delete_tpm_state: bool = False) -> tuple[list[Action], list[str]]:
+    """Delete actions for owned, undeclared objects that are on the host; problems for protected
+    ones. A guest's TPM state is kept unless `delete_tpm_state`."""
     actions: list[Action] = []
     problems: list[str] = []
     uses = _uses(state)
@@ -137,9 +139,12 @@ def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str,
             problems.append(protected_message(host, kind, name, rec))
             continue
         reason = f"owned (applied from {rec.commit[:12] or 'an unknown commit'}) and no longer in the manifests"
-        reason += f"; {KINDS[kind].delete_keeps}" if KINDS[kind].delete_keeps else ""
+        tpm = delete_tpm_state and kind == "Guest"
+        keeps = "its disks are kept, its TPM state is deleted (--delete-tpm-state)" if tpm else KINDS[kind].delete_keeps
+        reason += f"; {keeps}" if keeps else ""
         reason += "; it is paused, so it is powered off" if live.paused else ""
         actions.append(Action(host, kind, name, "delete", KINDS[kind].delete_impact, reason,
                               [Change(kind.lower(), name, None, KINDS[kind].delete_impact)], fields.read(kind, live.root),
-                              None, _OPS[kind](live), _deps(host, kind, name, actions, uses)))
+                              None, _guest_ops(live, tpm) if kind == "Guest" else _OPS[kind](live),
+                              _deps(host, kind, name, actions, uses)))
     return actions, problems

@@ -82,3 +82,15 @@ def test_a_network_disk_is_defined(env):
     for part in (f"<source protocol='rbd' name='rbdpool/{env.prefix}-img'>", "<host name='192.0.2.1' port='6789'/>",
                  "<auth username='admin'>", f"<secret type='ceph' usage='{env.prefix}-ceph'/>"):
         assert part in saved, part
+
+
+def test_a_scsi_controller_is_hot_plugged(env):
+    path = env.write(small_guest("P-hot", "  machine: q35\n  hotplug_slots: 2\n"))
+    env.converge()
+    guest_id = env.lookup("hot").ID()
+    path.write_text(path.read_text() + "  controllers:\n    - {type: scsi, index: 3, model: virtio-scsi}\n")
+    code, doc = env.plan()
+    assert [(c["path"], c["impact"]) for c in doc["changes"][0]["changes"]] == [("controllers[0]", "live")], doc
+    env.converge()
+    dom = env.lookup("hot")
+    assert dom.ID() == guest_id and "<controller type='scsi' index='3' model='virtio-scsi'>" in dom.XMLDesc(0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tests.integration.test_core_loop import BASE
+from tests.integration.test_core_loop import BASE, small_guest
 
 pytestmark = pytest.mark.libvirtd
 
@@ -81,3 +81,15 @@ def test_secure_boot_guest_with_tpm_boots_and_keeps_its_state(env):
     assert Path(f"/var/lib/libvirt/swtpm/{uuid}").exists()          # deleting keeps the TPM state
     import shutil
     shutil.rmtree(f"/var/lib/libvirt/swtpm/{uuid}", ignore_errors=True)
+
+
+def test_deleting_a_guest_removes_its_tpm_state_only_when_asked(env):
+    path = env.write(small_guest("P-tpm", "  tpm: {model: tpm-crb}\n"))
+    env.converge()
+    state = Path(f"/var/lib/libvirt/swtpm/{env.lookup('tpm').UUIDString()}")
+    assert state.is_dir()                                            # swtpm made it at the start
+    path.write_text(path.read_text().split("---")[0])
+    code, doc = env.plan("--prune", "--allow-empty", "--delete-tpm-state")
+    assert code == 2 and "its TPM state is deleted (--delete-tpm-state)" in doc["changes"][0]["reason"], doc
+    env.converge("--prune", "--allow-empty", "--delete-tpm-state", "--force-stop", "--shutdown-timeout", "1")
+    assert not state.exists()
