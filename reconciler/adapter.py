@@ -338,6 +338,10 @@ class Host:
     def attach_device(self, kind: str, name: str, xml: str) -> None:
         self.conn.lookupByName(name).attachDeviceFlags(xml, LIVE_CONFIG)
 
+    @_libvirt("detach device")
+    def detach_device(self, kind: str, name: str, xml: str) -> None:
+        self.conn.lookupByName(name).detachDeviceFlags(xml, LIVE_CONFIG)
+
     @_libvirt("update device")
     def update_device(self, kind: str, name: str, xml: str, saved: bool = True) -> None:
         self.conn.lookupByName(name).updateDeviceFlags(xml, LIVE_CONFIG if saved else libvirt.VIR_DOMAIN_AFFECT_LIVE)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lxml import etree
+
 from .plan import Op, OpName
 
 
@@ -23,6 +25,7 @@ class LiveChange:
     item: dict | None = None        # the desired values of that item
     slots: list[int] = field(default_factory=lambda: [0])   # free hot-plug slots, shared by the action
     ops: list[Op] = field(default_factory=list)   # ops planned so far for the object
+    element: str | None = None      # a keyed item leaving: its element as the object runs it
 
 
 def memory_current(ch: LiveChange) -> Op | None:
@@ -40,11 +43,17 @@ def vcpus_current(ch: LiveChange) -> Op | None:
 
 
 def hotplug(ch: LiveChange) -> Op | None:
-    """A new disk or NIC is attached live while a PCI slot is free (not removed live: a guest
-    may refuse to let go; it goes at the restart)."""
+    """A new disk, NIC or host device is attached live while a PCI slot is free. One leaving is
+    detached live when it leaves without the guest's help (USB: a USB disk or host device); a PCI
+    device waits for the guest's ACPI unplug, which a guest may refuse or never answer, so it
+    goes at the restart."""
     if ch.before is None and ch.after is not None and ch.after.get("device", "disk") == "disk" and ch.slots[0] > 0:
         ch.slots[0] -= 1
         return Op(OpName.ATTACH_DEVICE, {"xml": ch.xml})
+    if ch.before is not None and ch.after is None and len(ch.parts) == 2 and ch.element is not None:
+        running = etree.fromstring(ch.element.encode())
+        if running.xpath("boolean(self::disk[target/@bus='usb'] | self::hostdev[@type='usb'])"):
+            return Op(OpName.DETACH_DEVICE, {"xml": ch.element})
     return None
 
 

@@ -54,6 +54,7 @@ class OpName(str, Enum):
     SET_MEMORY = "set_memory"
     SET_VCPUS = "set_vcpus"
     ATTACH_DEVICE = "attach_device"
+    DETACH_DEVICE = "detach_device"
     UPDATE_DEVICE = "update_device"
     SET_LIVE_OWNER = "set_live_owner"
     UNDEFINE = "undefine"

@@ -1,6 +1,8 @@
 """Per-kind planners: desired vs live -> Action (pure: no libvirt, no I/O)."""
 from __future__ import annotations
 
+from lxml import etree
+
 from . import escape, fields
 from .desired import Desired
 from .diff import FieldChange, diff, flatten, running_diff
@@ -72,15 +74,20 @@ def _free_pci_slots(root) -> int:
     return fields.free_root_ports(root)
 
 
-def _live_op(desired: Desired, fc: FieldChange, running: dict, slots: list[int], ops: list[Op]) -> Op | None:
-    """The op its declaration's live rule gives for `fc` on the running object, or None."""
+def _live_op(desired: Desired, fc: FieldChange, running: dict, slots: list[int], ops: list[Op],
+             root=None) -> Op | None:
+    """The op its declaration's live rule gives for `fc` on the running object (`root`: its XML,
+    parsed), or None."""
     rule = fields.live_rule(desired.ref.kind, fc.parts)
     if rule is None:
         return None
     key = tuple(fc.parts[:2])
     item = desired.fields.get(key[0], {}).get(key[1]) if len(key) == 2 and isinstance(
         desired.fields.get(key[0]), dict) else None
-    return rule(LiveChange(fc.parts, fc.before, fc.after, running, desired.parts.get(key), item, slots, ops))
+    spec = fields.declaration(desired.ref.kind, fc.parts) if len(fc.parts) == 2 and fc.after is None else None
+    found = spec.find(root, fc.parts[1]) if isinstance(spec, fields.Items) and root is not None else None
+    element = etree.tostring(found, encoding="unicode") if found is not None else None
+    return rule(LiveChange(fc.parts, fc.before, fc.after, running, desired.parts.get(key), item, slots, ops, element))
 
 
 def guest(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
@@ -97,7 +104,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
     if running:
         run_values, slots = fields.read("Guest", live.live_root), [_free_pci_slots(live.live_root)]
         for fc in field_changes:
-            op = _live_op(desired, fc, run_values, slots, live_ops)
+            op = _live_op(desired, fc, run_values, slots, live_ops, live.live_root)
             live_ops += [op] if op and op not in live_ops else []
             changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live" if op else "restart"))
     else:

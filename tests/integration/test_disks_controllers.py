@@ -94,3 +94,23 @@ def test_a_scsi_controller_is_hot_plugged(env):
     env.converge()
     dom = env.lookup("hot")
     assert dom.ID() == guest_id and "<controller type='scsi' index='3' model='virtio-scsi'>" in dom.XMLDesc(0)
+
+
+def test_a_usb_disk_leaves_live_a_pci_disk_at_the_restart(env):
+    usb, pci = (IMAGES / f"{env.prefix}-{name}.img" for name in ("usb", "pci"))
+    for image in (usb, pci):
+        image.write_bytes(b"\0" * 1024 * 1024)
+    spec = f"  machine: q35\n  disks:\n    - {{path: {pci}}}\n    - {{path: {usb}, bus: usb}}\n"
+    path = env.write(small_guest("P-unp", spec))
+    env.converge()
+    guest_id = env.lookup("unp").ID()
+    path.write_text(path.read_text().replace(f"    - {{path: {usb}, bus: usb}}\n", ""))
+    code, doc = env.plan()
+    assert [(c["path"], c["impact"]) for c in doc["changes"][0]["changes"]] == [("disks[sda]", "live")], doc
+    env.converge()
+    dom = env.lookup("unp")
+    assert dom.ID() == guest_id and str(usb) not in dom.XMLDesc(0)       # gone from the running guest
+    assert str(usb) not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    path.write_text(path.read_text().replace(f"    - {{path: {pci}}}\n", "").replace("  disks:\n", "  disks: []\n"))
+    code, doc = env.plan()
+    assert [(c["path"], c["impact"]) for c in doc["changes"][0]["changes"]] == [("disks[vda]", "restart")], doc
