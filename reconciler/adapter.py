@@ -53,7 +53,8 @@ def _start_event_loop() -> None:
         _events_running = True
 
 LIVE_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
-_NET_SECTIONS = {"ip-dhcp-host": libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST}
+_NET_SECTIONS = {"ip-dhcp-host": libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                 "dns-host": libvirt.VIR_NETWORK_SECTION_DNS_HOST}
 _NET_COMMANDS = {"add": libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
                  "delete": libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
                  "modify": libvirt.VIR_NETWORK_UPDATE_COMMAND_MODIFY}

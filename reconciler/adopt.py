@@ -59,7 +59,7 @@ def _written(table: dict, values: dict, top: bool = True) -> dict:
         elif not getattr(decl, "secret", False):       # a password is never written back (nor known)
             if isinstance(decl, fields.F) and decl.adopt and value not in (None, ""):
                 value = decl.adopt(value)
-            if value not in (None, ""):
+            if value not in (None, "", []):
                 _put(out, decl.manifest or name, value)
     return out
 

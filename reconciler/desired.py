@@ -204,17 +204,23 @@ def network(item: Item, manifest: Manifest, live: LiveObject | None, state: Host
     carried_bridge = live_root.xpath("string(bridge/@name)") if live_root is not None else ""
     n = {
         "name": item.ref.name, "uuid": _uuid(item, live, ctx),
-        "forward": spec.forward, "mtu": spec.mtu, "ipv4": spec.ipv4,
+        "forward": spec.forward, "mtu": spec.mtu, "ipv4": spec.ipv4, "ipv6": spec.ipv6, "dns": spec.dns,
         "bridge": spec.bridge or (carried_bridge if spec.forward != "bridge" else None) or None,
         "mac": live_root.xpath("string(mac/@address)") if live_root is not None else None,
     }
     # an unstated bridge name is libvirt's pick: carried over, never compared
-    xml, compared, owner = _rendered("network.xml.j2", "n", n, item, ctx, () if spec.bridge else ("bridge",))
+    # an unstated bridge name is libvirt's pick; IPv6 and DNS are managed only when stated
+    unstated = (() if spec.bridge else ("bridge",)) + (() if spec.ipv6 else ("ipv6", "dhcp6_range"))
+    unstated += ("dns_domain", "dns_forwarders") if spec.dns is None else ()
+    xml, compared, owner = _rendered("network.xml.j2", "n", n, item, ctx, unstated)
     hosts = spec.ipv4.dhcp.hosts if spec.ipv4 and spec.ipv4.dhcp else []
     parts = {("dhcp_hosts", h.mac): render("dhcp-host.xml.j2", h=h) for h in hosts}
+    dns_hosts = spec.dns.hosts if spec.dns else []
+    parts |= {("dns_hosts", fields.ip_key(h.ip)): render("dns-host.xml.j2", h=h) for h in dns_hosts}
     declared = hosts[:item.declared_hosts] if item.declared_hosts is not None else hosts   # guests' leases: by MAC
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, "active", [], parts,
-                   owner=owner, uuid=n["uuid"], index={("dhcp_hosts", h.mac): i for i, h in enumerate(declared)})
+                   owner=owner, uuid=n["uuid"], index={("dhcp_hosts", h.mac): i for i, h in enumerate(declared)}
+                   | {("dns_hosts", fields.ip_key(h.ip)): i for i, h in enumerate(dns_hosts)})
 
 
 def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:

@@ -693,6 +693,79 @@ def write_dhcp_range(node, span: str) -> None:
     first.set("end", end)
 
 
+IPV6 = "ip[@family='ipv6']"
+
+
+def ipv6_cidr(node) -> str:
+    return str(ipaddress.IPv6Interface(f"{node.get('address')}/{node.get('prefix') or '64'}"))
+
+
+def write_ipv6(node, cidr: str) -> None:
+    """The network's IPv6 address and prefix (its DHCPv6 range stays); empty removes the <ip>."""
+    found = node.xpath(IPV6)
+    if not cidr:
+        for ip in found:
+            node.remove(ip)
+        return
+    ip = found[0] if found else etree.SubElement(node, "ip", family="ipv6")
+    iface = ipaddress.IPv6Interface(cidr)
+    ip.set("address", str(iface.ip))
+    ip.set("prefix", str(iface.network.prefixlen))
+
+
+def write_dhcp6_range(node, span: str) -> None:
+    """The DHCPv6 range (the <ip> is made when missing: its address is the ipv6 field's)."""
+    ip = node.find("ip[@family='ipv6']")
+    if not span:
+        dhcp = ip.find("dhcp") if ip is not None else None
+        if dhcp is not None and dhcp.find("range") is not None:
+            dhcp.remove(dhcp.find("range"))
+            xmlpath.prune(dhcp, ip)
+        return
+    start, end = span.split("-")
+    first = xmlpath.ensure(node, ["ip[@family='ipv6']", "dhcp", "range"])
+    first.set("start", start)
+    first.set("end", end)
+
+
+def ip_key(ip) -> str:
+    """An address as a key (a key holds no dot: 10.0.0.5 is 10_0_0_5)."""
+    return str(ipaddress.ip_address(str(ip))).replace(".", "_")
+
+
+def dns_names(host) -> list[str]:
+    return [text(name) for name in host.findall("hostname")]
+
+
+def write_dns_names(host, names: list[str]) -> None:
+    for old in host.findall("hostname"):
+        host.remove(old)
+    for name in names or []:
+        etree.SubElement(host, "hostname").text = name
+
+
+FORWARDER = "forwarder[@addr and not(@domain)]"
+
+
+def write_forwarders(node, addresses: list[str]) -> None:
+    """dnsmasq's upstream servers (address forwarders), written whole; domain forwarders stay."""
+    dns = xmlpath.ensure(node, ["dns"])
+    for old in dns.xpath(FORWARDER):
+        dns.remove(old)
+    for n, addr in enumerate(addresses or []):
+        dns.insert(n, etree.Element("forwarder", addr=addr))
+    xmlpath.prune(dns, node)
+
+
+def write_domain(node, name: str | None) -> None:
+    if name is None:
+        xmlpath.set_present(node, "domain", False)
+        return
+    domain = xmlpath.ensure(node, ["domain"])
+    domain.set("name", name)
+    domain.set("localOnly", "yes")
+
+
 DOMAIN = {
     "type": F("@type", required=True),
     "memory": {"max": F("memory", size, write=write_size("memory"), required=True, adopt=human_size),
@@ -900,6 +973,16 @@ NETWORK = {
         "ip": F("@ip", live=liverules.dhcp_host),
         "name": F("@name", default="", live=liverules.dhcp_host),
     }, key_conv=lower, parent=_dhcp, manifest="ipv4.dhcp.hosts", live=liverules.dhcp_host, key_field="mac"),
+    "ipv6": F(IPV6, ipv6_cidr, default="", write=write_ipv6, manifest="ipv6.address"),
+    "dhcp6_range": F(f"{IPV6}/dhcp/range", ip_range, default="", write=write_dhcp6_range, manifest="ipv6.dhcp.range",
+                     adopt=lambda span: span.split("-") if span else None),
+    "dns_domain": F("domain/@name", write=write_domain, also=("domain/@localOnly",), manifest="dns.domain"),
+    "dns_hosts": Items("dns/host", "@ip", {
+        "names": F("self::host[hostname]", dns_names, write=write_dns_names),
+    }, key_conv=ip_key, key_fields=lambda key: {"ip": key.replace("_", ".")}, parent=lambda root: xmlpath.ensure(root, ["dns"]),
+        manifest="dns.hosts", live=liverules.dns_host),
+    "dns_forwarders": F(f"dns[{FORWARDER}]", lambda dns: [f.get("addr") for f in dns.xpath(FORWARDER)], default=[],
+                        write=write_forwarders, manifest="dns.forwarders"),
 }
 
 POOL = {

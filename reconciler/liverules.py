@@ -94,6 +94,16 @@ def cdrom_media(ch: LiveChange) -> Op | None:
     return None
 
 
+def dns_host(ch: LiveChange) -> Op | None:
+    """DNS hosts are added and removed with virNetworkUpdate (dnsmasq rereads its hosts file);
+    libvirt cannot modify one in place, so a host whose names change restarts the network."""
+    if len(ch.parts) != 2 or (ch.before is None) == (ch.after is None):
+        return None
+    ip = ch.parts[1].replace("_", ".")
+    command, xml = ("add", ch.xml) if ch.before is None else ("delete", f'<host ip="{ip}"/>')
+    return Op(OpName.NETWORK_UPDATE, {"command": command, "section": "dns-host", "xml": xml, "mac": ""})
+
+
 _DHCP_COMMANDS = {(True, False): "add", (False, True): "delete", (False, False): "modify"}
 
 

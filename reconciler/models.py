@@ -155,10 +155,51 @@ class IPv4(Strict):
         return self
 
 
+class Dhcp6(Strict):
+    range: tuple[ipaddress.IPv6Address, ipaddress.IPv6Address] | None = None
+
+
+class IPv6(Strict):
+    address: ipaddress.IPv6Interface = Field(description="the host side address with prefix, e.g. fd00:1::1/64 "
+                                                         "(libvirt announces it with router advertisements)")
+    dhcp: Dhcp6 | None = None
+
+    @model_validator(mode="after")
+    def _inside(self) -> "IPv6":
+        net = self.address.network
+        if self.dhcp and self.dhcp.range:
+            start, end = self.dhcp.range
+            if start not in net or end not in net or start > end:
+                raise ValueError(f"dhcp.range {start}-{end} is not an ascending range inside {net}")
+        return self
+
+
+class DnsHost(Strict):
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    names: list[DnsName] = Field(min_length=1, description="the host's names (the first is its name)")
+
+
+class Dns(Strict):
+    domain: DnsName | None = Field(None, description="the network's domain: guests' names resolve in it, and "
+                                                     "only here (localOnly)")
+    hosts: list[DnsHost] = Field([], description="names dnsmasq answers for, keyed by ip; added and removed live")
+    forwarders: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = Field(
+        [], description="DNS servers dnsmasq asks for other names (default: the host's resolv.conf)")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Dns":
+        ips = [str(h.ip) for h in self.hosts]
+        if len(ips) != len(set(ips)):
+            raise ValueError(f"dns hosts repeat an ip: {sorted(ips)}")
+        return self
+
+
 class NetworkSpec(Strict):
     forward: Literal["nat", "route", "open", "isolated", "bridge"] = "nat"
     bridge: IfName | None = Field(None, description="bridge device; with forward: bridge, an existing host bridge")
     ipv4: IPv4 | None = None
+    ipv6: IPv6 | None = Field(None, description="an IPv6 subnet (dual stack with ipv4)")
+    dns: Dns | None = Field(None, description="dnsmasq's DNS: domain, host names, forwarders")
     mtu: int | None = Field(None, ge=68, le=65535)
     autostart: bool = True
     protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
@@ -168,8 +209,8 @@ class NetworkSpec(Strict):
         if self.forward == "bridge":
             if not self.bridge:
                 raise ValueError("forward: bridge needs 'bridge', the name of an existing host bridge")
-            if self.ipv4:
-                raise ValueError("forward: bridge networks have no ipv4: the host bridge's LAN serves addresses")
+            if self.ipv4 or self.ipv6 or self.dns:
+                raise ValueError("forward: bridge networks have no ipv4, ipv6 or dns: the host bridge's LAN serves them")
         elif self.forward in ("nat", "route") and not self.ipv4:
             raise ValueError(f"forward: {self.forward} needs ipv4")
         return self
