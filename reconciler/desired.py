@@ -230,11 +230,29 @@ def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSta
                    owner=owner, uuid=p["uuid"])
 
 
+def _volume_path(ref: str, item: Item, manifest: Manifest, state: HostState) -> str:
+    """Where volume `pool/name` is: its pool's directory (declared, else as the host has it)."""
+    pool, _, name = ref.partition("/")
+    declared = manifest.get(item.ref.host, "StoragePool", pool)
+    live = state.get("StoragePool", pool)
+    directory = declared.spec.path if declared else (fields.read("StoragePool", live.root)["path"] if live else "")
+    return f"{directory.rstrip('/')}/{name}"
+
+
+def _volume_format(ref: str, item: Item, manifest: Manifest, state: HostState) -> str:
+    declared = manifest.get(item.ref.host, "Volume", ref)
+    live = state.get("Volume", ref)
+    return declared.spec.format if declared else (fields.read("Volume", live.root)["format"] if live else "raw")
+
+
 def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
     spec = item.spec
-    v = {"name": item.doc.metadata.name, "capacity": spec.capacity, "format": spec.format}
+    v = {"name": item.doc.metadata.name, "capacity": spec.capacity, "format": spec.format,
+         "backing": _volume_path(spec.backing, item, manifest, state) if spec.backing else None,
+         "backing_format": _volume_format(spec.backing, item, manifest, state) if spec.backing else None}
     xml, compared, owner = _rendered("volume.xml.j2", "v", v, item, ctx)
     deps = [str(Ref(item.ref.host, "StoragePool", spec.pool))]
+    deps += [str(Ref(item.ref.host, "Volume", spec.backing))] if spec.backing else []
     observed = state.get("StoragePool", spec.pool) is None or spec.pool in state.listed_pools
     return Desired(item.ref, xml, compared, owner["hash"], None, None, deps, observed=observed, owner=owner)
 

@@ -993,6 +993,7 @@ POOL = {
 VOLUME = {
     "capacity": F("capacity", size, required=True, adopt=human_size),
     "format": F("target/format/@type", default="raw", required=True),
+    "backing": F("backingStore/path", path),
 }
 
 TABLES = {"Guest": DOMAIN, "Network": NETWORK, "StoragePool": POOL, "Volume": VOLUME}

@@ -51,9 +51,16 @@ class Manifest:
     items: dict[Ref, Item] = field(default_factory=dict)
 
     def for_host(self, host: str) -> list[Item]:
-        """Objects of one host in creation order (kind order, then name)."""
+        """Objects of one host in creation order (kind order, a volume after the volume it is an
+        overlay on, then name)."""
         found = [i for r, i in self.items.items() if r.host == host]
-        return sorted(found, key=lambda i: (KIND_ORDER.index(i.ref.kind), i.ref.name))
+        return sorted(found, key=lambda i: (KIND_ORDER.index(i.ref.kind), self._depth(i), i.ref.name))
+
+    def _depth(self, item: Item, seen: frozenset = frozenset()) -> int:
+        """How many backing volumes stand below a volume (0 for anything else)."""
+        backing = getattr(item.spec, "backing", None) if item.ref.kind == "Volume" else None
+        below = self.get(item.ref.host, "Volume", backing) if backing and backing not in seen else None
+        return 1 + self._depth(below, seen | {backing}) if below else 0
 
     def get(self, host: str, kind: str, name: str) -> Item | None:
         return self.items.get(Ref(host, kind, name))
@@ -194,9 +201,15 @@ def _diag(item: Item, path: tuple, message: str) -> Diagnostic:
 
 
 def _volume_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:
-    if manifest.get(item.ref.host, "StoragePool", item.spec.pool):
-        return []
-    return [_diag(item, ("spec", "pool"), f"no StoragePool {item.spec.pool!r} is declared on host {item.ref.host!r}")]
+    out = []
+    if not manifest.get(item.ref.host, "StoragePool", item.spec.pool):
+        out.append(_diag(item, ("spec", "pool"), f"no StoragePool {item.spec.pool!r} is declared on host "
+                                                 f"{item.ref.host!r}"))
+    backing = item.spec.backing
+    if backing and (backing == str(item.ref.name) or not manifest.get(item.ref.host, "Volume", backing)):
+        out.append(_diag(item, ("spec", "backing"), f"no other Volume {backing!r} is declared on host "
+                                                    f"{item.ref.host!r}"))
+    return out
 
 
 def _guest_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:

@@ -229,6 +229,9 @@ class VolumeSpec(Strict):
     pool: Name
     format: Literal["qcow2", "raw"] = "qcow2"
     capacity: Size
+    backing: str | None = Field(None, pattern=NAME_PATTERN.replace("$", "") + "/" + NAME_PATTERN[1:],
+                                description="pool/volume: a qcow2 overlay on this volume (a cloud image), which "
+                                            "it only reads; the overlay holds the guest's writes")
     protect: bool = Field(True, description="refuse to delete it (and its data) when it leaves the "
                                             "manifests; set false, apply, then remove it to allow that")
 
@@ -245,6 +248,12 @@ class VolumeSpec(Strict):
             raise ValueError(f"a qcow2 capacity is a whole number of KiB ({capacity} bytes would be rounded up "
                              "by libvirt and never match)")
         return capacity
+
+    @model_validator(mode="after")
+    def _overlay(self) -> "VolumeSpec":
+        if self.backing is not None and self.format != "qcow2":
+            raise ValueError("an overlay (backing) is a qcow2 volume")
+        return self
 
 
 # --- Guest ------------------------------------------------------------------------------------

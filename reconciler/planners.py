@@ -264,11 +264,11 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
     have = fields.read("Volume", live.root)
     changes, ops = [], []
     for fc in _changes(desired, have, record):
-        if fc.path == "format":
+        if fc.path in ("format", "backing"):
             changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "destructive"))
             ops = marker + [Op(OpName.DELETE_VOLUME, where), Op(OpName.CREATE_VOLUME, {**where, "xml": desired.xml})]
-            return _action(desired, "recreate", f"a volume's format cannot change in place ({fc.before} -> "
-                           f"{fc.after}): it is deleted and created empty", changes, ops, have)
+            return _action(desired, "recreate", f"a volume's {fc.path} cannot change in place ({fc.before} -> "
+                           f"{fc.after}): it is deleted and created again", changes, ops, have)
         shrink = fc.after < fc.before
         changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "destructive" if shrink else "live"))
         ops.append(Op(OpName.RESIZE_VOLUME, {**where, "capacity": fc.after, "shrink": shrink}))
