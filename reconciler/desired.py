@@ -157,43 +157,39 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     xml = escape.apply_all(xml, edits)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
-    parts = {("disks", d["target"]): render("disk.xml.j2", d=d) for d in disks}
-    parts |= {("interfaces", n["mac"]): render("interface.xml.j2", nic=n) for n in nics}
-    if spec.graphics:
-        parts[("graphics", spec.graphics.type)] = render("graphics.xml.j2", gr=spec.graphics)
-    if spec.video:
-        parts[("video", spec.video.model)] = render("video.xml.j2", video=spec.video)
-    if spec.sound:
-        parts[("sound", spec.sound.model)] = render("sound.xml.j2", sound=spec.sound)
-    parts |= {("inputs", i.type): render("input.xml.j2", input=i) for i in spec.inputs}
-    parts |= {("serials", str(s.port)): render("serial.xml.j2", s=s) for s in spec.serials}
-    parts |= {("hostdevs", h.key): render("hostdev.xml.j2", h=h) for h in spec.hostdevs}
-    parts |= {("controllers", f"{c.type}:{c.index}"): render("controller.xml.j2", c=c) for c in spec.controllers}
-    if spec.panic:
-        parts[("panic", spec.panic.model)] = render("panic.xml.j2", panic=spec.panic)
-    if spec.cpu:
-        parts |= {("cpu_features", f.name): render("cpu-feature.xml.j2", f=f) for f in spec.cpu.features}
-        parts |= {("numa_cells", str(c.id)): render("numa-cell.xml.j2", cell=c) for c in spec.cpu.numa}
-    if spec.cputune:
-        parts |= {("vcpupin", str(p.vcpu)): render("vcpupin.xml.j2", pin=p) for p in spec.cputune.vcpupin}
-    if spec.tpm:
-        parts[("tpm", spec.tpm.model)] = render("tpm.xml.j2", tpm=spec.tpm)
-    parts |= {("filesystems", fs.target): render("filesystem.xml.j2", fs=fs) for fs in spec.filesystems}
-    parts |= {("clock_timers", t.name): render("timer.xml.j2", t=t).strip() for t in (spec.clock.timers if spec.clock else [])}
-    if spec.rng:
-        parts[("rng", spec.rng.model)] = render("rng.xml.j2", rng=spec.rng)
-    if spec.watchdog:
-        parts[("watchdog", spec.watchdog.model)] = render("watchdog.xml.j2", wd=spec.watchdog)
-    index = {("disks", t): n for n, t in enumerate(targets)} | {("interfaces", m): n for n, m in enumerate(macs)}
-    index |= {("inputs", i.type): n for n, i in enumerate(spec.inputs)}
-    index |= {("hostdevs", h.key): n for n, h in enumerate(spec.hostdevs)}
-    index |= {("serials", str(s.port)): n for n, s in enumerate(spec.serials)}
-    index |= {("controllers", f"{c.type}:{c.index}"): n for n, c in enumerate(spec.controllers)}
-    if spec.cpu:
-        index |= {("cpu_features", f.name): n for n, f in enumerate(spec.cpu.features)}
-        index |= {("numa_cells", str(c.id)): n for n, c in enumerate(spec.cpu.numa)}
-    if spec.cputune:
-        index |= {("vcpupin", str(p.vcpu)): n for n, p in enumerate(spec.cputune.vcpupin)}
+    cpu_features, numa = (spec.cpu.features, spec.cpu.numa) if spec.cpu else ([], [])
+    # keyed elements the manifest lists: (collection, items, key, template, its variable, indexed:
+    # named by their position in the manifest's list)
+    listed = [
+        ("disks", disks, lambda d: d["target"], "disk.xml.j2", "d", True),
+        ("interfaces", nics, lambda n: n["mac"], "interface.xml.j2", "nic", True),
+        ("inputs", spec.inputs, lambda i: i.type, "input.xml.j2", "input", True),
+        ("serials", spec.serials, lambda s: str(s.port), "serial.xml.j2", "s", True),
+        ("hostdevs", spec.hostdevs, lambda h: h.key, "hostdev.xml.j2", "h", True),
+        ("controllers", spec.controllers, lambda c: f"{c.type}:{c.index}", "controller.xml.j2", "c", True),
+        ("cpu_features", cpu_features, lambda f: f.name, "cpu-feature.xml.j2", "f", True),
+        ("numa_cells", numa, lambda c: str(c.id), "numa-cell.xml.j2", "cell", True),
+        ("vcpupin", spec.cputune.vcpupin if spec.cputune else [], lambda p: str(p.vcpu), "vcpupin.xml.j2", "pin", True),
+        ("filesystems", spec.filesystems, lambda fs: fs.target, "filesystem.xml.j2", "fs", False),
+        ("clock_timers", spec.clock.timers if spec.clock else [], lambda t: t.name, "timer.xml.j2", "t", False),
+    ]
+    # single keyed elements: (collection, the element, its key field, template, its variable)
+    single = [("graphics", spec.graphics, "type", "graphics.xml.j2", "gr"),
+              ("video", spec.video, "model", "video.xml.j2", "video"),
+              ("sound", spec.sound, "model", "sound.xml.j2", "sound"),
+              ("panic", spec.panic, "model", "panic.xml.j2", "panic"),
+              ("tpm", spec.tpm, "model", "tpm.xml.j2", "tpm"),
+              ("rng", spec.rng, "model", "rng.xml.j2", "rng"),
+              ("watchdog", spec.watchdog, "model", "watchdog.xml.j2", "wd")]
+    parts, index = {}, {}
+    for name, items, key, template, var, indexed in listed:
+        for n, element in enumerate(items):
+            parts[(name, key(element))] = render(template, **{var: element}).strip()
+            if indexed:
+                index[(name, key(element))] = n
+    for name, element, key_field, template, var in single:
+        if element is not None:
+            parts[(name, getattr(element, key_field))] = render(template, **{var: element})
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
                    owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index, xml_edits=edits)
 
@@ -230,26 +226,17 @@ def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSta
                    owner=owner, uuid=p["uuid"])
 
 
-def _volume_path(ref: str, item: Item, manifest: Manifest, state: HostState) -> str:
-    """Where volume `pool/name` is: its pool's directory (declared, else as the host has it)."""
-    pool, _, name = ref.partition("/")
-    declared = manifest.get(item.ref.host, "StoragePool", pool)
-    live = state.get("StoragePool", pool)
-    directory = declared.spec.path if declared else (fields.read("StoragePool", live.root)["path"] if live else "")
-    return f"{directory.rstrip('/')}/{name}"
-
-
-def _volume_format(ref: str, item: Item, manifest: Manifest, state: HostState) -> str:
-    declared = manifest.get(item.ref.host, "Volume", ref)
-    live = state.get("Volume", ref)
-    return declared.spec.format if declared else (fields.read("Volume", live.root)["format"] if live else "raw")
+def _backing(item: Item, manifest: Manifest) -> dict:
+    """The file and format of the declared volume an overlay sits on (manifest.py checks it is)."""
+    base = manifest.get(item.ref.host, "Volume", item.spec.backing)
+    pool = manifest.get(item.ref.host, "StoragePool", base.spec.pool)
+    return {"backing": f"{pool.spec.path.rstrip('/')}/{base.doc.metadata.name}", "backing_format": base.spec.format}
 
 
 def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
     spec = item.spec
-    v = {"name": item.doc.metadata.name, "capacity": spec.capacity, "format": spec.format,
-         "backing": _volume_path(spec.backing, item, manifest, state) if spec.backing else None,
-         "backing_format": _volume_format(spec.backing, item, manifest, state) if spec.backing else None}
+    v = {"name": item.doc.metadata.name, "capacity": spec.capacity, "format": spec.format, "backing": None}
+    v |= _backing(item, manifest) if spec.backing else {}
     xml, compared, owner = _rendered("volume.xml.j2", "v", v, item, ctx)
     deps = [str(Ref(item.ref.host, "StoragePool", spec.pool))]
     deps += [str(Ref(item.ref.host, "Volume", spec.backing))] if spec.backing else []

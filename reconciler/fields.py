@@ -335,10 +335,15 @@ def write_auth_secret(disk, usage: str | None) -> None:
 ROOT_PORTS = "devices/controller[@type='pci'][@model='pcie-root-port']"
 
 
-def free_root_ports(root) -> int:
-    """pcie-root-ports no device sits on: what a q35 guest has left for hot-plug."""
+def _unused_root_ports(root) -> list:
+    """The pcie-root-ports no device sits on (one without an index is not placed yet)."""
     used = {int(b, 16) for b in root.xpath("devices/*/address[@type='pci']/@bus")}
-    return sum(1 for el in root.xpath(ROOT_PORTS) if el.get("index") is None or int(el.get("index")) not in used)
+    return [el for el in root.xpath(ROOT_PORTS) if el.get("index") is None or int(el.get("index")) not in used]
+
+
+def free_root_ports(root) -> int:
+    """What a q35 guest has left for hot-plug."""
+    return len(_unused_root_ports(root))
 
 
 def write_root_ports(node, free: int | None) -> None:
@@ -347,8 +352,7 @@ def write_root_ports(node, free: int | None) -> None:
     if free is None:
         return
     devices = xmlpath.ensure(node, ["devices"])
-    used = {int(b, 16) for b in node.xpath("devices/*/address[@type='pci']/@bus")}
-    unused = [el for el in node.xpath(ROOT_PORTS) if el.get("index") is None or int(el.get("index")) not in used]
+    unused = _unused_root_ports(node)
     for el in unused[free:][::-1]:
         devices.remove(el)
     for _ in range(len(unused), free):
@@ -653,79 +657,60 @@ def write_forward(node, mode: str) -> None:
 IPV4 = "ip[not(@family) or @family='ipv4']"
 
 
-def _ipv4(node):
-    found = node.xpath(IPV4)
-    return found[0] if found else None
+IPV6 = "ip[@family='ipv6']"
+_IP_PATHS = {"ipv4": IPV4, "ipv6": IPV6}
 
 
-def write_ipv4(node, cidr: str) -> None:
-    ip = _ipv4(node)
-    if not cidr:
-        if ip is not None:
-            node.remove(ip)
-        return
-    if ip is None:
-        ip = etree.SubElement(node, "ip", family="ipv4")
-    iface = ipaddress.IPv4Interface(cidr)
-    ip.attrib.pop("netmask", None)
-    ip.set("address", str(iface.ip))
-    ip.set("prefix", str(iface.network.prefixlen))
+def _ip(node, family: str, make: bool = False):
+    """The network's <ip> of `family` (made when `make` and missing), or None."""
+    found = node.xpath(_IP_PATHS[family])
+    if found or not make:
+        return found[0] if found else None
+    return etree.SubElement(node, "ip", family=family)
+
+
+def write_ip(family: str) -> Callable[[Any, str], None]:
+    """The network's address and prefix of `family` (its DHCP settings stay); empty removes the <ip>."""
+    def write(node, cidr: str) -> None:
+        if not cidr:
+            for ip in node.xpath(_IP_PATHS[family]):
+                node.remove(ip)
+            return
+        ip = _ip(node, family, make=True)
+        iface = ipaddress.ip_interface(cidr)
+        ip.attrib.pop("netmask", None)
+        ip.set("address", str(iface.ip))
+        ip.set("prefix", str(iface.network.prefixlen))
+    return write
 
 
 def _dhcp(node):
-    return xmlpath.ensure(_ipv4(node), ["dhcp"])
+    return xmlpath.ensure(_ip(node, "ipv4", make=True), ["dhcp"])
 
 
-def write_dhcp_range(node, span: str) -> None:
-    ip = _ipv4(node)
-    dhcp = ip.find("dhcp") if ip is not None else None
-    first = dhcp.find("range") if dhcp is not None else None
-    if not span:
-        if first is not None:
-            dhcp.remove(first)
-            xmlpath.prune(dhcp, ip)
-        return
-    start, end = span.split("-")
-    if first is None:
-        first = etree.Element("range")
-        _dhcp(node).insert(0, first)      # ranges come before hosts in network.rng
-    first.set("start", start)
-    first.set("end", end)
-
-
-IPV6 = "ip[@family='ipv6']"
+def write_dhcp_range(family: str) -> Callable[[Any, str], None]:
+    """The first DHCP range of `family` (the <ip> is made when missing: its address is the ip
+    field's, written in the same edit)."""
+    def write(node, span: str) -> None:
+        ip = _ip(node, family)
+        dhcp = ip.find("dhcp") if ip is not None else None
+        first = dhcp.find("range") if dhcp is not None else None
+        if not span:
+            if first is not None:
+                dhcp.remove(first)
+                xmlpath.prune(dhcp, ip)
+            return
+        start, end = span.split("-")
+        if first is None:
+            first = etree.Element("range")
+            xmlpath.ensure(_ip(node, family, make=True), ["dhcp"]).insert(0, first)   # ranges before hosts (network.rng)
+        first.set("start", start)
+        first.set("end", end)
+    return write
 
 
 def ipv6_cidr(node) -> str:
     return str(ipaddress.IPv6Interface(f"{node.get('address')}/{node.get('prefix') or '64'}"))
-
-
-def write_ipv6(node, cidr: str) -> None:
-    """The network's IPv6 address and prefix (its DHCPv6 range stays); empty removes the <ip>."""
-    found = node.xpath(IPV6)
-    if not cidr:
-        for ip in found:
-            node.remove(ip)
-        return
-    ip = found[0] if found else etree.SubElement(node, "ip", family="ipv6")
-    iface = ipaddress.IPv6Interface(cidr)
-    ip.set("address", str(iface.ip))
-    ip.set("prefix", str(iface.network.prefixlen))
-
-
-def write_dhcp6_range(node, span: str) -> None:
-    """The DHCPv6 range (the <ip> is made when missing: its address is the ipv6 field's)."""
-    ip = node.find("ip[@family='ipv6']")
-    if not span:
-        dhcp = ip.find("dhcp") if ip is not None else None
-        if dhcp is not None and dhcp.find("range") is not None:
-            dhcp.remove(dhcp.find("range"))
-            xmlpath.prune(dhcp, ip)
-        return
-    start, end = span.split("-")
-    first = xmlpath.ensure(node, ["ip[@family='ipv6']", "dhcp", "range"])
-    first.set("start", start)
-    first.set("end", end)
 
 
 def ip_key(ip) -> str:
@@ -966,15 +951,15 @@ NETWORK = {
     "forward": F("forward/@mode", default="isolated", write=write_forward, required=True),
     "bridge": F("bridge/@name", required=True),
     "mtu": F("mtu/@size", int),
-    "ipv4": F(IPV4, ipv4_cidr, default="", write=write_ipv4, manifest="ipv4.address"),
-    "dhcp_range": F(f"{IPV4}/dhcp/range", ip_range, default="", write=write_dhcp_range, manifest="ipv4.dhcp.range",
+    "ipv4": F(IPV4, ipv4_cidr, default="", write=write_ip("ipv4"), manifest="ipv4.address"),
+    "dhcp_range": F(f"{IPV4}/dhcp/range", ip_range, default="", write=write_dhcp_range("ipv4"), manifest="ipv4.dhcp.range",
                     adopt=lambda span: span.split("-") if span else None),
     "dhcp_hosts": Items(f"{IPV4}/dhcp/host", "@mac", {
         "ip": F("@ip", live=liverules.dhcp_host),
         "name": F("@name", default="", live=liverules.dhcp_host),
     }, key_conv=lower, parent=_dhcp, manifest="ipv4.dhcp.hosts", live=liverules.dhcp_host, key_field="mac"),
-    "ipv6": F(IPV6, ipv6_cidr, default="", write=write_ipv6, manifest="ipv6.address"),
-    "dhcp6_range": F(f"{IPV6}/dhcp/range", ip_range, default="", write=write_dhcp6_range, manifest="ipv6.dhcp.range",
+    "ipv6": F(IPV6, ipv6_cidr, default="", write=write_ip("ipv6"), manifest="ipv6.address"),
+    "dhcp6_range": F(f"{IPV6}/dhcp/range", ip_range, default="", write=write_dhcp_range("ipv6"), manifest="ipv6.dhcp.range",
                      adopt=lambda span: span.split("-") if span else None),
     "dns_domain": F("domain/@name", write=write_domain, also=("domain/@localOnly",), manifest="dns.domain"),
     "dns_hosts": Items("dns/host", "@ip", {

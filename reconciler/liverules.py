@@ -66,23 +66,24 @@ def controller_hotplug(ch: LiveChange) -> Op | None:
 def nic_update(ch: LiveChange) -> Op | None:
     """A NIC's link state and bandwidth change live (updateDeviceFlags with the NIC's XML), when
     nothing else of it changes."""
-    running = (ch.running.get("interfaces") or {}).get(ch.parts[1])
-    if running is None or ch.item is None:
-        return None
-    if any(value != running.get(name) for name, value in ch.item.items() if name not in ("link", "bandwidth")):
-        return None
-    return Op(OpName.UPDATE_DEVICE, {"xml": ch.xml})
+    return Op(OpName.UPDATE_DEVICE, {"xml": ch.xml}) if _rest_runs(ch, ("link", "bandwidth")) else None
+
+
+def _rest_runs(ch: LiveChange, live_fields: tuple[str, ...]) -> bool:
+    """The keyed item `ch` changes runs, and its desired fields but `live_fields` are as it runs
+    (only what can change live differs)."""
+    running = (ch.running.get(ch.parts[0]) or {}).get(ch.parts[1])
+    return running is not None and ch.item is not None and all(
+        value == running.get(name) for name, value in ch.item.items() if name not in live_fields)
 
 
 def graphics_password(ch: LiveChange) -> Op | None:
     """A VNC/SPICE password changes live (updateDeviceFlags on the running graphics) when the
-    rest of the graphics stays as it runs; the op holds the reference, never the value."""
-    running = (ch.running.get("graphics") or {}).get(ch.parts[1])
+    rest of the graphics stays as it runs (a port libvirt allocated, or qemu.conf's listen address,
+    are not differences); the op holds the reference, never the value."""
     token = getattr(ch.after, "token", None)
-    if running is None or ch.item is None or token is None:
-        return None
-    if any(value != running.get(name) for name, value in ch.item.items()
-           if name not in ("password", "port") and not (name == "listen" and value == "default")):
+    default_listen = ("listen",) if (ch.item or {}).get("listen") == "default" else ()
+    if token is None or not _rest_runs(ch, ("password", "port") + default_listen):
         return None
     return Op(OpName.SET_GRAPHICS_PASSWORD, {"type": ch.parts[1], "password": token})
 
