@@ -33,6 +33,8 @@ KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
 _GONE = {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
          libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_SECRET}
 TOOL_USAGES = (RECORD_USAGE, LOCK_USAGE)
+_SECRET_USAGES = {"ceph": libvirt.VIR_SECRET_USAGE_TYPE_CEPH, "iscsi": libvirt.VIR_SECRET_USAGE_TYPE_ISCSI,
+                  "tls": libvirt.VIR_SECRET_USAGE_TYPE_TLS, "vtpm": libvirt.VIR_SECRET_USAGE_TYPE_VTPM}
 _events_started = threading.Lock()
 _events_running = False
 
@@ -146,7 +148,7 @@ class Host:
             state = HostState(self.name, self.uri, capabilities(self.conn.getCapabilities()))
             state.facts.memory_kib = self.conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)["total"]
             state.facts.interfaces = self._interfaces()
-            state.secrets = self._secrets()
+            state.secrets = self._secrets(state)
             for dom in self.conn.listAllDomains(0):
                 self._keep(state, _gone(lambda dom=dom: self._domain(dom)))
             for net in self.conn.listAllNetworks(0):
@@ -179,14 +181,17 @@ class Host:
                 continue          # gone meanwhile, or unreadable: not a bridge we can use
         return out
 
-    def _secrets(self) -> dict[str, str]:
-        """The tool's own secrets (ownership records, locks): usage -> XML."""
+    def _secrets(self, state: HostState) -> dict[str, str]:
+        """The tool's own secrets (ownership records, locks): usage -> XML; the Secret objects
+        (ceph, iSCSI, TLS and vTPM secrets, named by their usage) go into `state`."""
         out = {}
         for secret in self.conn.listAllSecrets(0):
             try:
-                if secret.usageType() == libvirt.VIR_SECRET_USAGE_TYPE_VOLUME and \
-                        secret.usageID().startswith(TOOL_USAGES):
-                    out[secret.usageID()] = secret.XMLDesc(0)
+                usage_type, usage = secret.usageType(), secret.usageID()
+                if usage_type == libvirt.VIR_SECRET_USAGE_TYPE_VOLUME and usage.startswith(TOOL_USAGES):
+                    out[usage] = secret.XMLDesc(0)
+                elif usage_type in _SECRET_USAGES.values():
+                    self._keep(state, LiveObject("Secret", usage, secret.XMLDesc(0), True))
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_SECRET:
                     raise
@@ -225,9 +230,19 @@ class Host:
     # what to do with the answer, is steps.py's (apply) and locking.py's.
 
     _SAVED_FLAGS = {"Guest": libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE,
-                    "Network": libvirt.VIR_NETWORK_XML_INACTIVE, "StoragePool": libvirt.VIR_STORAGE_XML_INACTIVE}
+                    "Network": libvirt.VIR_NETWORK_XML_INACTIVE, "StoragePool": libvirt.VIR_STORAGE_XML_INACTIVE,
+                    "Secret": 0}
 
     def _lookup(self, kind: str, name: str):
+        if kind == "Secret":        # named by its usage, of whichever type holds it
+            *others, last = _SECRET_USAGES.values()
+            for usage_type in others:
+                try:
+                    return self.conn.secretLookupByUsage(usage_type, name)
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_SECRET:
+                        raise
+            return self.conn.secretLookupByUsage(last, name)
         if kind == "Guest":
             return self.conn.lookupByName(name)
         if kind == "Network":
@@ -276,7 +291,8 @@ class Host:
 
     _DEFINE = {"Guest": lambda c, xml: c.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE),
                "Network": lambda c, xml: c.networkDefineXMLFlags(xml, libvirt.VIR_NETWORK_DEFINE_VALIDATE),
-               "StoragePool": lambda c, xml: c.storagePoolDefineXML(xml, libvirt.VIR_STORAGE_POOL_DEFINE_VALIDATE)}
+               "StoragePool": lambda c, xml: c.storagePoolDefineXML(xml, libvirt.VIR_STORAGE_POOL_DEFINE_VALIDATE),
+               "Secret": lambda c, xml: c.secretDefineXML(xml, 0)}
 
     @_libvirt("define")
     def define(self, kind: str, name: str, xml: str) -> None:
@@ -295,6 +311,10 @@ class Host:
     @_libvirt("undefine")
     def undefine_secret(self, kind: str, usage: str) -> None:
         self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_VOLUME, usage).undefine()
+
+    @_libvirt("set value")
+    def set_secret_value(self, kind: str, name: str, value: bytes) -> None:
+        self._lookup(kind, name).setValue(value, 0)
 
     @_libvirt("build")
     def build_pool(self, kind: str, name: str) -> None:

@@ -26,6 +26,7 @@ LIFECYCLE: dict[str, Callable[[bool, bool], dict]] = {
     "Network": lambda active, autostart: {"autostart": autostart},
     "StoragePool": lambda active, autostart: {"autostart": autostart},
     "Volume": lambda active, autostart: {},
+    "Secret": lambda active, autostart: {},
 }
 
 

@@ -1,6 +1,7 @@
 """Desired state of one object: identity resolved (from live where it exists), rendered, read back."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from . import escape, fields, secretref
@@ -37,6 +38,8 @@ class Desired:
     exclusive: tuple = ()       # keyed collections the manifest states in full (Guest spec.exclusive)
     index: dict = field(default_factory=dict)   # (collection, key) -> position in the manifest's list
     xml_edits: list = field(default_factory=list)   # the escape hatch's edits (escape.py), as the manifest has them
+    value: str | None = None          # a Secret's value, as a secretref token (None: not managed)
+    value_digest: str | None = None   # ... and what its record keeps of it (value_digest)
 
     def manifest_path(self, parts) -> str:
         """A field's path as the manifest writes it (fields.manifest_path)."""
@@ -93,6 +96,12 @@ def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
     owner = owner_context(ctx.instance, spec_hash(item.ref.kind, item.ref.name, content), content,
                           ctx.provenance, spec.protect)
     return render(template, **{key: context | {"owner": owner}}), compared, owner
+
+
+def _secret_deps(manifest: Manifest, host: str, auths: list) -> list[str]:
+    """The declared Secrets that logins (`auth.secret_usage`) name: created before their users."""
+    usages = {a.secret_usage for a in auths if a is not None}
+    return [str(Ref(host, "Secret", u)) for u in sorted(usages) if manifest.get(host, "Secret", u)]
 
 
 def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
@@ -157,6 +166,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     xml = escape.apply_all(xml, edits)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
+    deps += _secret_deps(manifest, host, [d.network.auth for d in spec.disks if d.network])
     cpu_features, numa = (spec.cpu.features, spec.cpu.numa) if spec.cpu else ([], [])
     # keyed elements the manifest lists: (collection, items, key, template, its variable, indexed:
     # named by their position in the manifest's list)
@@ -244,7 +254,27 @@ def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
     return Desired(item.ref, xml, compared, owner["hash"], None, None, deps, observed=observed, owner=owner)
 
 
-BUILDERS = {"Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}
+def value_digest(value: str, uuid: str) -> str:
+    """What a Secret's record keeps of its value: a salted scrypt hash (salt: the secret's UUID),
+    so a plan sees that the value changed without the value being kept anywhere."""
+    return "scrypt:" + hashlib.scrypt(value.encode(), salt=uuid.encode(), n=2**14, r=8, p=1, dklen=16).hex()
+
+
+def secret(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
+    spec = item.spec
+    s = {"name": item.ref.name, "uuid": _uuid(item, live, ctx), "usage": spec.usage,
+         "usage_tag": fields.USAGE_ID[spec.usage], "description": spec.description,
+         "private": spec.private, "ephemeral": spec.ephemeral}
+    unstated = tuple(name for name in ("description", "private", "ephemeral") if getattr(spec, name) is None)
+    value = spec.value.read() if spec.value else None
+    extra = {"value": value_digest(value, s["uuid"])} if value is not None else None
+    xml, compared, owner = _rendered("secret.xml.j2", "s", s, item, ctx, unstated, extra=extra)
+    return Desired(item.ref, xml, compared, owner["hash"], None, None, [], owner=owner, uuid=s["uuid"],
+                   value=spec.value.token if spec.value else None,
+                   value_digest=extra["value"] if extra else None)
+
+
+BUILDERS = {"Secret": secret, "Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}
 
 
 def build(item: Item, manifest: Manifest, state: HostState, ctx: Context | None = None) -> Desired:

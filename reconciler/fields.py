@@ -981,7 +981,27 @@ VOLUME = {
     "backing": F("backingStore/path", path),
 }
 
-TABLES = {"Guest": DOMAIN, "Network": NETWORK, "StoragePool": POOL, "Volume": VOLUME}
+USAGE_ID = {"ceph": "name", "iscsi": "target", "tls": "name", "vtpm": "name", "volume": "volume"}
+
+
+def write_usage(node, usage: str) -> None:
+    """Another usage type, keeping the usage name (iSCSI's is in <target>, a volume's in <volume>)."""
+    el = xmlpath.ensure(node, ["usage"])
+    name = next((c.text for c in el if c.tag in USAGE_ID.values()), None) or ""
+    for child in list(el):
+        el.remove(child)
+    el.set("type", usage)
+    etree.SubElement(el, USAGE_ID[usage]).text = name
+
+
+SECRET = {
+    "usage": F("usage/@type", write=write_usage, required=True),
+    "description": F("description"),
+    "private": F("@private", yes_no, default=False, write=write_yes_no("@private")),
+    "ephemeral": F("@ephemeral", yes_no, default=False, write=write_yes_no("@ephemeral")),
+}
+
+TABLES = {"Secret": SECRET, "Guest": DOMAIN, "Network": NETWORK, "StoragePool": POOL, "Volume": VOLUME}
 
 
 def declaration(kind: str, parts):

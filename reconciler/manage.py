@@ -5,7 +5,7 @@ from pathlib import Path
 
 from . import adopt as adopt_mod, desired, diff, fields, gitinfo, inventory, loader, locking, ownership, pipeline, steps
 from .errors import ReconcilerError
-from .kinds import has_marker
+from .kinds import KINDS, has_marker
 from .manifest import Manifest, Ref, build
 
 
@@ -40,7 +40,7 @@ def _host(manifest: Manifest, host: str | None) -> str:
 
 def _target(kind_name: str) -> tuple[str, str]:
     kind, _, name = kind_name.partition("/")
-    if kind not in ("Guest", "Network", "StoragePool", "Volume") or not name:
+    if kind not in KINDS or not name:
         raise ReconcilerError(f"{kind_name!r}: give KIND/NAME, e.g. Guest/web-1 or Volume/pool/disk.qcow2")
     return kind, name
 

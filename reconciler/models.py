@@ -571,6 +571,10 @@ class SecretRef(Strict):
             raise ValueError(f"the secret in {given[0]} {getattr(self, given[0])} is empty")
         return self
 
+    def read(self) -> str:
+        """The value, read now."""
+        return secretref.resolve("env", self.env) if self.env else secretref.resolve("file", self.file)
+
     @property
     def token(self) -> str:
         """What rendered XML and plans hold in place of the value (secretref)."""
@@ -1067,6 +1071,25 @@ class GuestSpec(Strict):
         return self
 
 
+# --- Secret -----------------------------------------------------------------------------------
+
+class SecretSpec(Strict):
+    """A libvirt secret, found by its usage: `usage` and the object's name (what pools, disks and
+    TPMs name in `secret`)."""
+
+    usage: Literal["ceph", "iscsi", "tls", "vtpm"] = Field(
+        description="what uses it: ceph (RBD pools and disks), iscsi (CHAP), tls, vtpm (an encrypted TPM "
+                    "state); its usage name on the host is the object's name (LUKS volumes make their own: "
+                    "Volume encryption)")
+    description: str | None = None
+    value: SecretRef | None = Field(None, description="where its value is ({env: NAME} or {file: path}); "
+                                                      "left out: the value is not managed")
+    private: bool | None = Field(None, description="libvirt never gives the value back (libvirt's default: "
+                                                   "false); a private secret cannot become readable again")
+    ephemeral: bool | None = Field(None, description="kept in memory only, gone when libvirtd restarts")
+    protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
+
+
 # --- Documents --------------------------------------------------------------------------------
 
 class HostDoc(Strict):
@@ -1091,6 +1114,12 @@ class VolumeDoc(Strict):
     kind: Literal["Volume"]
     metadata: Metadata
     spec: VolumeSpec
+
+
+class SecretDoc(Strict):
+    kind: Literal["Secret"]
+    metadata: Metadata
+    spec: SecretSpec
 
 
 class GuestDoc(Strict):
@@ -1125,6 +1154,7 @@ class GuestSetDoc(Strict):
 
 
 DOC_MODELS = {m.model_fields["kind"].annotation.__args__[0]: m
-              for m in (HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc)}
-Document = Annotated[Union[HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc], Field(discriminator="kind")]
+              for m in (HostDoc, SecretDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc)}
+Document = Annotated[Union[HostDoc, SecretDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc],
+                     Field(discriminator="kind")]
 KINDS = tuple(DOC_MODELS)

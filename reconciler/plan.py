@@ -71,6 +71,8 @@ class OpName(str, Enum):
     RESIZE_VOLUME = "resize_volume"
     EDIT = "edit"
     SET_GRAPHICS_PASSWORD = "set_graphics_password"
+    DEFINE_SECRET = "define_secret"
+    SET_SECRET_VALUE = "set_secret_value"
 
 
 @dataclass

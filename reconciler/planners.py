@@ -282,4 +282,43 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
     return _action(desired, "update", reason, changes, marker + ops, have)
 
 
-PLANNERS = {"Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}
+# --- Secret -----------------------------------------------------------------------------------
+
+def _value(desired: Desired, record: Record | None, ops: list[Op]) -> list[Change]:
+    """Set the value when the manifest manages it and the record does not show it applied."""
+    if desired.value is None or (record is not None and record.content.get("value") == desired.value_digest):
+        return []
+    ops.append(Op(OpName.SET_SECRET_VALUE, {"value": desired.value}))
+    before = "(sensitive)" if record is not None and record.content.get("value") else None
+    return [Change("value", before, "(sensitive)", "live")]
+
+
+def secret(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
+    if live is None:
+        ops = _record(desired, record) + [Op(OpName.DEFINE_SECRET, {"xml": desired.xml})]
+        changes = _created(desired) + _value(desired, None, ops)
+        return _action(desired, "create", "not on the host", changes, ops, None)
+    have = fields.read("Secret", live.root)
+    field_changes = _changes(desired, have, record)
+    marker = _record(desired, record)
+    if any(fc.path == "private" and fc.before and not fc.after for fc in field_changes):
+        # libvirt refuses: "cannot change private flag on existing secret"
+        impact = "disruptive" if desired.value is not None else "destructive"
+        changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, impact) for fc in field_changes]
+        ops = marker + [Op(OpName.UNDEFINE), Op(OpName.DEFINE_SECRET, {"xml": desired.xml})]
+        changes += _value(desired, None, ops)
+        return _action(desired, "recreate", "a private secret cannot become readable in place: it is defined "
+                       "again" + (" with its value" if desired.value is not None else ", without a value"),
+                       changes, ops, have)
+    changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live") for fc in field_changes]
+    ops = [_edit(desired, field_changes, marker=False)] if field_changes else []
+    changes += _value(desired, record, ops)
+    if marker and not changes:
+        changes.append(Change("owner.hash", record.hash if record else None, desired.hash, "live"))
+    if not changes:
+        return None
+    return _action(desired, "update", "fields differ" if field_changes else "its value or record is written",
+                   changes, marker + ops, have)
+
+
+PLANNERS = {"Secret": secret, "Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}

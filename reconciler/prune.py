@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from . import fields, ownership
 from .inventory import unreadable
-from .kinds import KINDS
+from .kinds import KINDS, has_marker
 from .live import HostState, LiveObject
 from .ownership import Record
 from .plan import Action, Change, Op, OpName
 
-DELETE_ORDER = ("Guest", "Volume", "StoragePool", "Network")
+DELETE_ORDER = ("Guest", "Volume", "StoragePool", "Network", "Secret")
 
 
 def _guest_ops(live: LiveObject, tpm: bool = False) -> list[Op]:
@@ -27,6 +27,7 @@ _OPS = {
                             Op(OpName.FORGET)],
     "StoragePool": lambda live: ([Op(OpName.STOP)] if live.active else []) + [Op(OpName.UNDEFINE), Op(OpName.FORGET)],
     "Network": lambda live: ([Op(OpName.STOP)] if live.active else []) + [Op(OpName.UNDEFINE)],
+    "Secret": lambda live: [Op(OpName.UNDEFINE), Op(OpName.FORGET)],
 }
 
 
@@ -65,7 +66,7 @@ def forget_gone(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str
     manifests (nothing is left to delete, protected or not); done on every apply."""
     out = []
     for kind, name in sorted(owned, key=lambda k: (DELETE_ORDER.index(k[0]), k[1])):
-        if kind in ("StoragePool", "Volume") and (kind, name) not in declared and _gone(state, kind, name):
+        if not has_marker(kind) and (kind, name) not in declared and _gone(state, kind, name):
             rec = owned[(kind, name)]
             out.append(Action(host, kind, name, "delete", "live", "gone from the host and from the manifests; "
                               "its ownership record is removed", [Change("owner", rec.hash, None, "live")],

@@ -110,6 +110,17 @@ def digest(text: str) -> Sensitive:
         raise ReconcilerError(str(exc)) from None
 
 
+def value_of(text: str) -> str:
+    """The value a token names, read now (a Secret's value, set through the secret API)."""
+    match = _TOKEN.fullmatch(text)
+    if match is None:
+        raise ReconcilerError("a secret value must come from a reference ({env: NAME} or {file: path})")
+    try:
+        return resolve(*_parse_token(match))
+    except ValueError as exc:
+        raise ReconcilerError(f"{exc} (needed to set a secret's value)") from None
+
+
 def reveal(xml: str) -> str:
     """`xml` with every token that is an attribute's whole value replaced by the value it names,
     read now; only the libvirt call that takes the XML sees it (text elsewhere, such as the owner

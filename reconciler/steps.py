@@ -51,6 +51,7 @@ class HostPort(Protocol):
     def define_secret(self, kind: str, usage: str, xml: str) -> None: ...
     def secret_xml(self, kind: str, usage: str) -> str: ...
     def undefine_secret(self, kind: str, usage: str) -> None: ...
+    def set_secret_value(self, kind: str, name: str, value: bytes) -> None: ...
 
 
 def _unprefixed(xml: str) -> str:
@@ -178,6 +179,8 @@ STEPS: dict[OpName, Callable] = {
     OpName.DEFINE_DOMAIN: lambda h, k, n, xml: h.define(k, n, secretref.reveal(xml)),
     OpName.DEFINE_NETWORK: lambda h, k, n, xml: h.define(k, n, xml),
     OpName.DEFINE_POOL: lambda h, k, n, xml: h.define(k, n, xml),
+    OpName.DEFINE_SECRET: lambda h, k, n, xml: h.define(k, n, xml),
+    OpName.SET_SECRET_VALUE: lambda h, k, n, value: h.set_secret_value(k, n, secretref.value_of(value).encode()),
     OpName.EDIT: edit_saved,
     OpName.BUILD_POOL: lambda h, k, n: h.build_pool(k, n),
     OpName.START: lambda h, k, n: h.start(k, n),

@@ -66,7 +66,7 @@ def test_every_field_converges_on_the_real_daemon(env, host_bridge):
                      ('spec: {uri: "qemu:///system"}', 'spec: {uri: "qemu:///system", instance: P-i}')):
         assert old in text, old
         text = text.replace(old, new)
-    text = re.sub(r"\b(name|network|pool): (iso-net|routed|open-net|lan|images|wide|uefi|desk|numa)\b", r"\1: P-\2", text)
+    text = re.sub(r"\b(name|network|pool|secret_usage): (iso-net|routed|open-net|lan|images|wide|uefi|desk|numa|ceph-client)\b", r"\1: P-\2", text)
     text = text.replace("volume: images/raw.img", "volume: P-images/raw.img").replace("backing: images/", "backing: P-images/")
     env.write(text)
     env.converge()

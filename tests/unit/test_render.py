@@ -11,7 +11,7 @@ from reconciler.live import HostFacts, HostState
 from tests.helpers import DATA, REPO, write
 
 GOLDEN = DATA / "golden"
-KIND_SCHEMA = {"Guest": "domain", "Network": "network", "StoragePool": "storagepool", "Volume": "storagevol"}
+KIND_SCHEMA = {"Secret": "secret", "Guest": "domain", "Network": "network", "StoragePool": "storagepool", "Volume": "storagevol"}
 
 
 def rendered(paths, domain_types=("kvm", "qemu")):
