@@ -28,7 +28,7 @@ class Kind:
 
 KINDS = {k.name: k for k in (
     Kind("Secret", fields.SECRET, models.SecretSpec, "secret.rng", False,
-         "redefined in place (the value is kept)", "destructive", "its value is lost"),
+         "redefined in place, its value kept (ephemeral, or private to readable: defined again)", "destructive", "its value is lost"),
     Kind("Network", fields.NETWORK, models.NetworkSpec, "network.rng", True,
          "the network restarts", "disruptive", ""),
     Kind("StoragePool", fields.POOL, models.StoragePoolSpec, "storagepool.rng", False,

@@ -301,14 +301,16 @@ def secret(desired: Desired, live: LiveObject | None, record: Record | None = No
     have = fields.read("Secret", live.root)
     field_changes = _changes(desired, have, record)
     marker = _record(desired, record)
-    if any(fc.path == "private" and fc.before and not fc.after for fc in field_changes):
-        # libvirt refuses: "cannot change private flag on existing secret"
+    if any((fc.path == "private" and fc.before and not fc.after) or fc.path == "ephemeral" for fc in field_changes):
+        # libvirt refuses to make a private secret readable; a secret made ephemeral in place keeps
+        # its file in /etc/libvirt/secrets after undefine, so it would come back at the next restart
         impact = "disruptive" if desired.value is not None else "destructive"
         changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, impact) for fc in field_changes]
         ops = marker + [Op(OpName.UNDEFINE), Op(OpName.DEFINE_SECRET, {"xml": desired.xml})]
         changes += _value(desired, None, ops)
-        return _action(desired, "recreate", "a private secret cannot become readable in place: it is defined "
-                       "again" + (" with its value" if desired.value is not None else ", without a value"),
+        return _action(desired, "recreate", "a private secret cannot become readable, nor a secret change between "
+                       "saved and ephemeral, in place: it is defined again"
+                       + (" with its value" if desired.value is not None else ", without a value"),
                        changes, ops, have)
     changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live") for fc in field_changes]
     ops = [_edit(desired, field_changes, marker=False)] if field_changes else []

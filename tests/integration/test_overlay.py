@@ -36,6 +36,7 @@ def test_an_overlay_guest_runs_on_its_backing_volume(env):
     info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", f"{pool}/a-overlay.qcow2"],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["backing-filename"] == f"{pool}/z-base.qcow2" and info["format"] == "qcow2", info
+    assert info["format-specific"]["data"]["compat"] == "1.1", info     # libvirt's default would be 0.10
     dom = env.lookup("cl")
     assert dom.isActive() and f"<source file='{pool}/z-base.qcow2'" in dom.XMLDesc(0)   # QEMU opened the chain
 

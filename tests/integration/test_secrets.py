@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from pathlib import Path
 
 import libvirt
 import pytest
@@ -81,6 +82,14 @@ def test_secret_value_is_set_changed_and_never_shown(env, monkeypatch, tmp_path)
     env.converge()
     conn, sec = _secret(name)
     assert sec.value() == second.encode() and sec.UUIDString() == uuid_before
+
+    # saved -> ephemeral: defined again, so no saved file is left to come back after a restart
+    env.write(MANIFEST.replace("PRIVATE", "false") + "  ephemeral: true\n")
+    assert "recreate" in run("plan", str(env.dir)).stdout
+    env.converge()
+    conn, sec = _secret(name)
+    assert sec.value() == second.encode() and "ephemeral='yes'" in sec.XMLDesc(0)
+    assert not Path(f"/etc/libvirt/secrets/{uuid_before}.xml").exists()
 
     texts = outputs + [saved.read_text()]
     conn = _conn()
