@@ -57,6 +57,8 @@ def _start_event_loop() -> None:
 LIVE_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
 _NET_SECTIONS = {"ip-dhcp-host": libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
                  "dns-host": libvirt.VIR_NETWORK_SECTION_DNS_HOST}
+_BUILD_FLAGS = {"plain": 0, "no_overwrite": libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE,
+                "overwrite": libvirt.VIR_STORAGE_POOL_BUILD_OVERWRITE}
 _NET_COMMANDS = {"add": libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
                  "delete": libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
                  "modify": libvirt.VIR_NETWORK_UPDATE_COMMAND_MODIFY}
@@ -64,7 +66,8 @@ _NET_COMMANDS = {"add": libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
 
 # What a libvirt error code means to the callers (they never see libvirt's codes).
 _REASONS = {code: "gone" for code in _GONE} | {libvirt.VIR_ERR_OPERATION_FAILED: "failed",
-                                               libvirt.VIR_ERR_OPERATION_INVALID: "invalid"}
+                                               libvirt.VIR_ERR_OPERATION_INVALID: "invalid",
+                                               libvirt.VIR_ERR_STORAGE_POOL_BUILT: "built"}
 
 
 def _error(op: str, target: str, exc) -> AdapterError:
@@ -317,8 +320,9 @@ class Host:
         self._lookup(kind, name).setValue(value, 0)
 
     @_libvirt("build")
-    def build_pool(self, kind: str, name: str) -> None:
-        self.conn.storagePoolLookupByName(name).build(0)
+    def build_pool(self, kind: str, name: str, mode: str = "plain") -> None:
+        """virStoragePoolBuild: plain (no flags), no_overwrite or overwrite."""
+        self.conn.storagePoolLookupByName(name).build(_BUILD_FLAGS[mode])
 
     @_libvirt("start")
     def start(self, kind: str, name: str) -> None:

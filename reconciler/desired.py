@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from . import escape, fields, secretref
+from . import escape, fields, models, secretref
 from .identity import disk_targets, interface_macs, object_uuid, spec_hash
 from .live import HostState, LiveObject
 from .manifest import Item, Manifest, Ref
@@ -40,6 +40,7 @@ class Desired:
     xml_edits: list = field(default_factory=list)   # the escape hatch's edits (escape.py), as the manifest has them
     value: str | None = None          # a Secret's value, as a secretref token (None: not managed)
     value_digest: str | None = None   # ... and what its record keeps of it (value_digest)
+    build: dict = field(default_factory=dict)   # how apply builds a pool (steps.build_pool's arguments)
 
     def manifest_path(self, parts) -> str:
         """A field's path as the manifest writes it (fields.manifest_path)."""
@@ -98,10 +99,9 @@ def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
     return render(template, **{key: context | {"owner": owner}}), compared, owner
 
 
-def _secret_deps(manifest: Manifest, host: str, auths: list) -> list[str]:
-    """The declared Secrets that logins (`auth.secret_usage`) name: created before their users."""
-    usages = {a.secret_usage for a in auths if a is not None}
-    return [str(Ref(host, "Secret", u)) for u in sorted(usages) if manifest.get(host, "Secret", u)]
+def _secret_deps(manifest: Manifest, host: str, usages: list[str | None]) -> list[str]:
+    """The declared Secrets that logins name (by usage): created before their users."""
+    return [str(Ref(host, "Secret", u)) for u in sorted(set(usages) - {None}) if manifest.get(host, "Secret", u)]
 
 
 def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
@@ -166,7 +166,8 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     xml = escape.apply_all(xml, edits)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
-    deps += _secret_deps(manifest, host, [d.network.auth for d in spec.disks if d.network])
+    deps += _secret_deps(manifest, host, [d.network.auth.secret_usage for d in spec.disks
+                                          if d.network and d.network.auth])
     cpu_features, numa = (spec.cpu.features, spec.cpu.numa) if spec.cpu else ([], [])
     # keyed elements the manifest lists: (collection, items, key, template, its variable, indexed:
     # named by their position in the manifest's list)
@@ -229,11 +230,32 @@ def network(item: Item, manifest: Manifest, live: LiveObject | None, state: Host
                    | {("dns_hosts", fields.ip_key(h.ip)): i for i, h in enumerate(dns_hosts)})
 
 
+def _pool_path(spec, vg: str | None) -> str | None:
+    """The pool's target path: stated, or its type's default (logical: /dev/VG)."""
+    default = models.POOL_SHAPES[spec.type][2]
+    if spec.path is not None or default in (None, "dir"):
+        return spec.path
+    return default.format(vg=vg)
+
+
 def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
-    p = {"name": item.ref.name, "uuid": _uuid(item, live, ctx), "type": item.spec.type, "path": item.spec.path}
-    xml, compared, owner = _rendered("pool.xml.j2", "p", p, item, ctx)
-    return Desired(item.ref, xml, compared, owner["hash"], item.spec.autostart, "active", [],
-                   owner=owner, uuid=p["uuid"])
+    spec = item.spec
+    source = spec.source or models.PoolSource()
+    vg = (source.name or item.ref.name) if spec.type == "logical" else None
+    path = _pool_path(spec, vg)
+    p = {"name": item.ref.name, "uuid": _uuid(item, live, ctx), "type": spec.type, "path": path, "vg": vg,
+         "source": source if spec.source or vg else None, "permissions": spec.permissions}
+    stated_source = source.model_dump(exclude_none=True, exclude_defaults=True)
+    stated_source |= {"name": vg} if vg else {}
+    stated = {"source": stated_source}
+    stated |= {"permissions": spec.permissions.model_dump(exclude_none=True)} if spec.permissions else {}
+    unstated = (() if spec.permissions else ("permissions",)) + (() if path else ("path",))
+    xml, compared, owner = _rendered("pool.xml.j2", "p", p, item, ctx, unstated, stated)
+    fmt = source.format
+    device = spec.type in models.DEVICE_POOLS and not (spec.type == "fs" and fmt in (None, "auto"))
+    return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, "active", _secret_deps(
+        manifest, item.ref.host, [source.auth.secret if source.auth else None]), owner=owner, uuid=p["uuid"],
+        build={"device": device, "overwrite": spec.overwrite})
 
 
 def _backing(item: Item, manifest: Manifest) -> dict:

@@ -42,10 +42,11 @@ class PlanError(ReconcilerError):
 class AdapterError(ReconcilerError):
     """A libvirt call failed; names the operation, the object and libvirt's message. `reason`
     says what kind of failure it was where callers act on it: "gone" (no such object),
-    "failed" (libvirt refused, e.g. a name in use), "invalid" (wrong state)."""
+    "failed" (libvirt refused, e.g. a name in use), "invalid" (wrong state), "built" (a pool's
+    device already holds something)."""
 
     def __init__(self, op: str, target: str, message: str, code: int | None = None, reason: str = ""):
-        self.op, self.target, self.code, self.reason = op, target, code, reason
+        self.op, self.target, self.code, self.reason, self.message = op, target, code, reason, message
         super().__init__(f"{op} {target}: {message}")
 
 

@@ -30,6 +30,11 @@ def text(node) -> str:
     return (node.text or "").strip() if isinstance(node, etree._Element) else str(node)
 
 
+def number(node) -> int:
+    """An element's text, or an attribute, as an integer."""
+    return int(text(node))
+
+
 def size(node) -> int:
     return libvirt_size(node.text or "0", node.get("unit"))
 
@@ -758,7 +763,7 @@ DOMAIN = {
                             live=liverules.memory_current, adopt=human_size),
                "hotplug": {"max": F("maxMemory", size, write=write_max_memory, adopt=human_size, also=("maxMemory/@slots",)),
                            "slots": F("maxMemory/@slots", int)}},
-    "vcpus": {"max": F("vcpu", lambda n: int(text(n)), write=write_vcpu_max, required=True),
+    "vcpus": {"max": F("vcpu", number, write=write_vcpu_max, required=True),
               "current": F("vcpu/@current", int, required=True, live=liverules.vcpus_current, runtime=True)},
     "machine": F("os/type/@machine", required=True),
     "cpu": {"mode": F("cpu/@mode", write=write_cpu_mode),
@@ -776,7 +781,7 @@ DOMAIN = {
     "vcpupin": Items("cputune/vcpupin", "@vcpu", {"cpuset": F("@cpuset")}, key_field="vcpu", manifest="cputune.vcpupin",
                      parent=lambda root: xmlpath.ensure(root, ["cputune"])),
     "balloon": F("devices/memballoon/@model", write=write_balloon),
-    "iothreads": F("iothreads", lambda n: int(text(n))),
+    "iothreads": F("iothreads", number),
     "hotplug_slots": F(ROOT_PORTS, lambda first: free_root_ports(first.getroottree().getroot()),
                        write=write_root_ports, settle=True),
     "controllers": Items("devices/controller[(@type='scsi' or @type='usb' or @type='virtio-serial' or @type='sata') "
@@ -970,9 +975,71 @@ NETWORK = {
                         write=write_forwarders, manifest="dns.forwarders"),
 }
 
+DEVICE_PATHS = "source/device[starts-with(@path, '/')]"       # block devices (an iSCSI target is an IQN)
+ISCSI_TARGET = "source/device[not(starts-with(@path, '/'))]"
+
+
+def write_pool_devices(pool, paths: list[str] | None) -> None:
+    """The pool's source devices: those kept keep what libvirt put in them (free extents), new
+    ones follow the last."""
+    source = xmlpath.ensure(pool, ["source"])
+    wanted = list(paths or [])
+    for el in pool.xpath(DEVICE_PATHS):
+        if el.get("path") not in wanted:
+            source.remove(el)
+    have = [el.get("path") for el in pool.xpath(DEVICE_PATHS)]
+    for path_ in wanted:
+        if path_ not in have:
+            new = etree.Element("device", path=path_)
+            kept = pool.xpath(DEVICE_PATHS)
+            if kept:
+                kept[-1].addnext(new)
+            else:
+                source.insert(0, new)
+
+
+def write_iscsi_target(pool, iqn: str | None) -> None:
+    for el in pool.xpath(ISCSI_TARGET):
+        el.getparent().remove(el)
+    if iqn:
+        source = xmlpath.ensure(pool, ["source"])
+        host = source.find("host")
+        new = etree.Element("device", path=iqn)
+        host.addnext(new) if host is not None else source.insert(0, new)
+
+
+def write_pool_auth(attr_path: str) -> Callable[[Any, Any], None]:
+    """A login of an iSCSI (CHAP) or RBD (cephx) pool; the auth type follows the pool's type."""
+    def write(pool, value: str | None) -> None:
+        xmlpath.set_value(pool, attr_path, value)
+        auth = pool.find("source/auth")
+        if auth is not None:
+            auth.set("type", "ceph" if pool.get("type") == "rbd" else "chap")
+    return write
+
+
 POOL = {
     "type": F("@type", required=True),
     "path": F("target/path", path, required=True),
+    "source": {
+        "devices": L(f"{DEVICE_PATHS}/@path", write=write_pool_devices),
+        "format": F("source/format/@type"),
+        "host": F("source/host/@name"),
+        "port": F("source/host/@port", int),
+        "dir": F("source/dir/@path"),
+        "name": F("source/name"),
+        "target": F(f"{ISCSI_TARGET}/@path", write=write_iscsi_target),
+        "initiator": F("source/initiator/iqn/@name"),
+        "auth": {
+            "username": F("source/auth/@username", write=write_pool_auth("source/auth/@username")),
+            "secret": F("source/auth/secret/@usage", write=write_pool_auth("source/auth/secret/@usage")),
+        },
+    },
+    "permissions": {
+        "mode": F("target/permissions/mode"),
+        "owner": F("target/permissions/owner", number),
+        "group": F("target/permissions/group", number),
+    },
 }
 
 VOLUME = {

@@ -82,9 +82,13 @@ def _local_files(item: Item, state: HostState) -> list[Diagnostic]:
     media of a guest that runs (a shut-off guest's are only needed when it starts)."""
     out = []
     if item.ref.kind == "StoragePool":
-        why = _creatable(item.spec.path)
+        why = _creatable(item.spec.path) if item.spec.type in ("dir", "fs", "netfs") else None
         if why:
             out.append(_diag(item, ("spec", "path"), f"the pool directory cannot be created: {why}"))
+        for n, device in enumerate(item.spec.source.devices if item.spec.source else []):
+            if not Path(device).is_block_device():
+                out.append(_diag(item, ("spec", "source", "devices", n), f"{device} is not a block device on "
+                                                                         f"host {state.host!r}"))
     elif item.ref.kind == "Guest" and item.spec.state != "shutoff":     # QEMU opens them when it starts
         for n, disk in enumerate(item.spec.disks):
             if disk.path and not os.path.isfile(disk.path) and not Path(disk.path).is_block_device():

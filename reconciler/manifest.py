@@ -11,7 +11,7 @@ from .errors import Diagnostic, ManifestError
 from .kinds import KIND_ORDER
 from .expand import EXPANDED_KINDS, expand
 from .loader import SourceDoc
-from .models import (DOC_MODELS, Dhcp, DhcpHost, GuestDoc, HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc,
+from .models import (DOC_MODELS, POOL_SHAPES, VOLUME_POOLS, Dhcp, DhcpHost, GuestDoc, HostDoc, NetworkDoc, StoragePoolDoc, VolumeDoc,
                      dns_name_or_none)
 
 # Order in which kinds are created; deletion runs the other way.
@@ -202,9 +202,14 @@ def _diag(item: Item, path: tuple, message: str) -> Diagnostic:
 
 def _volume_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:
     out = []
-    if not manifest.get(item.ref.host, "StoragePool", item.spec.pool):
+    pool = manifest.get(item.ref.host, "StoragePool", item.spec.pool)
+    if not pool:
         out.append(_diag(item, ("spec", "pool"), f"no StoragePool {item.spec.pool!r} is declared on host "
                                                  f"{item.ref.host!r}"))
+    elif pool.spec.type not in VOLUME_POOLS:
+        out.append(_diag(item, ("spec", "pool"), f"StoragePool {item.spec.pool!r} is a {pool.spec.type} pool: its "
+                                                 "volumes are the device's partitions or the target's LUNs, not "
+                                                 "made by the tool; a guest's disk names one as pool/volume"))
     backing = item.spec.backing
     if backing and (backing == str(item.ref.name) or not manifest.get(item.ref.host, "Volume", backing)):
         out.append(_diag(item, ("spec", "backing"), f"no other Volume {backing!r} is declared on host "
@@ -216,6 +221,9 @@ def _guest_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:
     out = []
     host = item.ref.host
     for n, disk in enumerate(item.spec.disks):
+        pool = manifest.get(host, "StoragePool", disk.volume.partition("/")[0]) if disk.volume else None
+        if pool and pool.spec.type not in VOLUME_POOLS:
+            continue        # a LUN or partition: found when the guest starts
         if disk.volume and not manifest.get(host, "Volume", disk.volume):
             out.append(_diag(item, ("spec", "disks", n, "volume"),
                              f"no Volume {disk.volume!r} is declared on host {host!r}"))
@@ -241,8 +249,12 @@ def _host_conflicts(items: list[Item]) -> list[Diagnostic]:
                              f"of Network {a.ref.name!r} (DHCP ranges and routes would clash)"))
     pools = [i for i in items if i.ref.kind == "StoragePool"]
     for a, b in itertools.combinations(pools, 2):
-        if a.spec.path == b.spec.path:      # paths are in normal form (models.HostPath)
+        if a.spec.path and a.spec.path == b.spec.path and POOL_SHAPES[b.spec.type][2] == "dir":
             out.append(_diag(b, ("spec", "path"), f"path {b.spec.path} is also the path of StoragePool {a.ref.name!r}"))
+        shared = set(a.spec.source.devices if a.spec.source else []) & set(b.spec.source.devices if b.spec.source else [])
+        if shared:      # libvirt: "Storage source conflict"
+            out.append(_diag(b, ("spec", "source", "devices"), f"device {sorted(shared)[0]} is also a device of "
+                                                               f"StoragePool {a.ref.name!r}"))
     macs: dict[str, Item] = {}
     for guest in (i for i in items if i.ref.kind == "Guest"):
         for n, nic in enumerate(guest.spec.interfaces):

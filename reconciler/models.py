@@ -218,11 +218,119 @@ class NetworkSpec(Strict):
 
 # --- Storage ----------------------------------------------------------------------------------
 
+POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi", "iscsi-direct", "rbd")
+IQN_PATTERN = r"^(iqn\.[0-9]{4}-[0-9]{2}\.[A-Za-z0-9.-]+(:[^\s'\"<>&]+)?|eui\.[0-9A-Fa-f]{16})$"
+
+
+class PoolAuth(Strict):
+    username: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,128}$", description="the CHAP user (iSCSI) or cephx user (RBD)")
+    secret: Name = Field(description="the Secret (usage iscsi or ceph) holding the password or key")
+
+
+class PoolSource(Strict):
+    """Where a pool's storage comes from; which fields a type takes is checked (StoragePoolSpec)."""
+
+    devices: list[HostPath] = Field([], description="fs and disk: the one block device; logical: the "
+                                                    "physical volumes the volume group is built on")
+    format: str | None = Field(None, pattern=r"^[a-z0-9+]{2,12}$",
+                               description="fs: ext4, xfs...; netfs: nfs, cifs, glusterfs; disk: gpt, dos...; "
+                                           "logical: lvm2. Left out: libvirt's default (auto, unknown, lvm2), "
+                                           "not managed")
+    host: str | None = Field(None, pattern=r"^[A-Za-z0-9.:-]{1,253}$",
+                             description="netfs: the NFS server; iscsi: the portal; rbd: a Ceph monitor")
+    port: int | None = Field(None, ge=1, le=65535)
+    dir: str | None = Field(None, pattern=r"^[^\s'\"<>&]{1,4096}$", description="netfs: the exported directory")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+/-]{1,128}$",
+                             description="logical: the volume group (default: the pool's name); rbd: the Ceph pool")
+    target: str | None = Field(None, pattern=IQN_PATTERN, description="iscsi, iscsi-direct: the target IQN")
+    initiator: str | None = Field(None, pattern=IQN_PATTERN,
+                                  description="iscsi-direct (required), iscsi: the initiator IQN to log in as")
+    auth: PoolAuth | None = Field(None, description="iscsi: CHAP; rbd: cephx")
+
+
+class Permissions(Strict):
+    mode: str = Field(pattern=r"^0?[0-7]{3}$", description="octal, e.g. 0750")
+    owner: int | None = Field(None, ge=0, le=2**32 - 2, description="user ID")
+    group: int | None = Field(None, ge=0, le=2**32 - 2, description="group ID")
+
+    @field_validator("mode")
+    @classmethod
+    def _four_digits(cls, mode: str) -> str:
+        return mode.rjust(4, "0")
+
+
+# pool type -> (source fields it requires, source fields it takes, its target path: "dir" (a
+# directory the pool builds), a fixed default, or None (no target))
+POOL_SHAPES = {
+    "dir": ((), (), "dir"),
+    "fs": (("devices",), ("devices", "format"), "dir"),
+    "netfs": (("host", "dir"), ("host", "dir", "format", "port"), "dir"),
+    "logical": ((), ("devices", "name", "format"), "/dev/{vg}"),
+    "disk": (("devices",), ("devices", "format"), "/dev"),
+    "iscsi": (("host", "target"), ("host", "port", "target", "initiator", "auth"), "/dev/disk/by-path"),
+    "iscsi-direct": (("host", "target", "initiator"), ("host", "port", "target", "initiator", "auth"), None),
+    "rbd": (("host", "name"), ("host", "port", "name", "auth"), None),
+}
+SINGLE_DEVICE = ("fs", "disk")
+DEVICE_POOLS = ("fs", "disk", "logical")       # build may format a device
+VOLUME_POOLS = ("dir", "fs", "netfs", "logical", "rbd")   # the tool creates volumes in these
+
+
 class StoragePoolSpec(Strict):
-    type: Literal["dir"] = "dir"
-    path: Annotated[HostPath, AfterValidator(_real_dir)] = Field(description="absolute directory path")
+    type: Literal["dir", "fs", "netfs", "logical", "disk", "iscsi", "iscsi-direct", "rbd"] = "dir"
+    path: HostPath | None = Field(None, description="dir, fs, netfs: the directory (fs, netfs: the mount point), "
+                                                    "made by apply; logical: /dev/VG, disk: /dev, iscsi: "
+                                                    "/dev/disk/by-path (their defaults)")
+    source: PoolSource | None = None
+    permissions: Permissions | None = Field(None, description="dir: the directory's mode and owner (left out: "
+                                                              "not managed)")
+    overwrite: bool = Field(False, description="fs, disk, logical: format the device even when it holds other "
+                                               "data (a filesystem, a partition table, LVM): destructive. Left "
+                                               "false, a device that holds other data is never formatted")
     autostart: bool = True
     protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str | None, info: ValidationInfo) -> str | None:
+        target = POOL_SHAPES.get(info.data.get("type", "dir"), (0, 0, "dir"))[2]
+        if path is not None and target is None:
+            raise ValueError(f"a {info.data['type']} pool has no path")
+        return _real_dir(path) if path is not None and target == "dir" else path
+
+    @field_validator("permissions")
+    @classmethod
+    def _dir_only(cls, value: Permissions | None, info: ValidationInfo) -> Permissions | None:
+        if value is not None and info.data.get("type", "dir") != "dir":
+            raise ValueError("permissions are for dir pools (libvirt does not set them on a mounted "
+                             "filesystem's root, so they would never match)")
+        return value
+
+    @field_validator("overwrite")
+    @classmethod
+    def _device_only(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("type", "dir") not in DEVICE_POOLS:
+            raise ValueError(f"overwrite is for pools on a device (fs, disk, logical), not {info.data.get('type')}")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> "StoragePoolSpec":
+        required, taken, target = POOL_SHAPES[self.type]
+        source = self.source or PoolSource()
+        given = {name for name in PoolSource.model_fields if getattr(source, name) not in (None, [])}
+        if given - set(taken):
+            raise ValueError(f"a {self.type} pool takes no source.{sorted(given - set(taken))[0]}"
+                             + (f" (it takes: {', '.join('source.' + t for t in taken)})" if taken else ""))
+        if set(required) - given:
+            raise ValueError(f"a {self.type} pool needs source.{sorted(set(required) - given)[0]}")
+        if self.type in SINGLE_DEVICE and len(source.devices) != 1:
+            raise ValueError(f"a {self.type} pool is on exactly one device (source.devices)")
+        if target == "dir" and self.path is None:
+            raise ValueError(f"a {self.type} pool needs path (its directory)")
+        if source.auth is not None and self.type not in ("iscsi", "iscsi-direct", "rbd"):
+            raise ValueError("source.auth is for iscsi and rbd pools")
+        return self
+
 
 
 class VolumeSpec(Strict):
@@ -326,8 +434,9 @@ class NetworkSource(Strict):
 
 class Disk(Strict):
     device: Literal["disk", "cdrom", "floppy", "lun"] = "disk"
-    volume: str | None = Field(None, pattern=NAME_PATTERN.replace("$", "") + "/" + NAME_PATTERN[1:],
-                               max_length=401, description="pool/volume of a declared Volume")
+    volume: str | None = Field(None, pattern=NAME_PATTERN.replace("$", "") + "/" + r"[A-Za-z0-9_][A-Za-z0-9_.+:-]*$",
+                               max_length=401, description="pool/volume of a declared Volume, or a LUN or "
+                                                           "partition of an iscsi or disk pool (unit:0:0:1)")
     path: Annotated[HostPath, AfterValidator(_not_root)] | None = Field(
         None, description="image file (for a cdrom: the media)")
     format: Literal["qcow2", "raw"] | None = Field(None, description="defaults to the volume's format, or raw")

@@ -225,21 +225,32 @@ def _record(desired: Desired, record: Record | None) -> list[Op]:
     return [Op(OpName.RECORD, {"instance": desired.owner["instance"], "record": entry})]
 
 
+def _build(desired: Desired) -> Op:
+    return Op(OpName.BUILD_POOL, dict(desired.build))
+
+
+def _overwrite(desired: Desired) -> list[Change]:
+    """A pool that may format its device when it holds other data: destructive (--allow-destroy)."""
+    return [Change("overwrite", None, True, "destructive")] if desired.build.get("overwrite") else []
+
+
 def pool(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     if live is None:
-        ops = _record(desired, record) + [Op(OpName.DEFINE_POOL, {"xml": desired.xml}), Op(OpName.BUILD_POOL), Op(OpName.START)]
+        ops = _record(desired, record) + [Op(OpName.DEFINE_POOL, {"xml": desired.xml}), _build(desired), Op(OpName.START)]
         ops += [Op(OpName.SET_AUTOSTART, {"flag": True})] if desired.autostart else []
-        return _action(desired, "create", "not on the host", _created(desired), ops, None)
+        return _action(desired, "create", "not on the host", _created(desired) + _overwrite(desired), ops, None)
     have = fields.read("StoragePool", live.root)
     impact = "disruptive" if live.active else "live"
     field_changes = _changes(desired, have, record)
     changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, impact) for fc in field_changes]
     ops = [_edit(desired, field_changes, marker=False)] if changes else []
     if changes and live.active:
-        ops += [Op(OpName.STOP), Op(OpName.BUILD_POOL), Op(OpName.START)]
+        ops += [Op(OpName.STOP), _build(desired), Op(OpName.START)]
     elif not live.active:   # build first: a run killed after define left no directory (build is idempotent)
         changes.append(Change("state", "inactive", "active", "live"))
-        ops += [Op(OpName.BUILD_POOL), Op(OpName.START)]
+        ops += [_build(desired), Op(OpName.START)]
+    if any(op.name == OpName.BUILD_POOL for op in ops):
+        changes += _overwrite(desired)
     changes += _autostart(desired, live, ops)
     marker = _record(desired, record)
     if marker and not changes:

@@ -29,7 +29,7 @@ class HostPort(Protocol):
     def bridge_name(self, kind: str, name: str) -> str: ...
     def volume_names(self, kind: str, pool: str) -> list[str]: ...
     def define(self, kind: str, name: str, xml: str) -> None: ...
-    def build_pool(self, kind: str, name: str) -> None: ...
+    def build_pool(self, kind: str, name: str, mode: str = "plain") -> None: ...
     def start(self, kind: str, name: str) -> None: ...
     def stop(self, kind: str, name: str) -> None: ...
     def shutdown(self, kind: str, name: str) -> None: ...
@@ -161,6 +161,27 @@ def replug_guests(host: HostPort, kind: str, name: str) -> None:
                 raise AdapterError("replug", f"{kind}/{name}", f"re-plugging {tap} into {bridge}: {problem}")
 
 
+def build_pool(host: HostPort, kind: str, name: str, device: bool = False, overwrite: bool = False) -> None:
+    """Build a pool (make its directory or mount point; on a device: its filesystem, partition
+    table or volume group). A device is formatted only when it is blank, or, with `overwrite`,
+    when it holds something else; one that already holds what the pool wants is left as it is."""
+    if not device:
+        host.build_pool(kind, name, "plain")
+        return
+    try:
+        host.build_pool(kind, name, "no_overwrite")
+    except AdapterError as exc:
+        if exc.reason != "built":
+            raise
+        if "already formatted" in exc.message:      # it holds what the pool wants
+            return
+        if not overwrite:
+            raise AdapterError("build", f"{kind}/{name}", f"{exc.message}. The device holds other data and is "
+                               "never formatted unless the manifest says overwrite: true (its data is lost)",
+                               exc.code, exc.reason) from None
+        host.build_pool(kind, name, "overwrite")
+
+
 def create_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, xml: str,
                   if_missing: bool = False) -> None:
     """Create a volume; libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so the XML is checked
@@ -182,7 +203,7 @@ STEPS: dict[OpName, Callable] = {
     OpName.DEFINE_SECRET: lambda h, k, n, xml: h.define(k, n, xml),
     OpName.SET_SECRET_VALUE: lambda h, k, n, value: h.set_secret_value(k, n, secretref.value_of(value).encode()),
     OpName.EDIT: edit_saved,
-    OpName.BUILD_POOL: lambda h, k, n: h.build_pool(k, n),
+    OpName.BUILD_POOL: build_pool,
     OpName.START: lambda h, k, n: h.start(k, n),
     OpName.STOP: lambda h, k, n: h.stop(k, n),
     OpName.SUSPEND: lambda h, k, n: h.suspend(k, n),

@@ -11,7 +11,8 @@ if command -v apt-get >/dev/null 2>&1; then
   QEMU_USER=libvirt-qemu
   PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base ovmf swtpm
         swtpm-tools libxml2-utils python3-venv python3-libvirt iproute2 make virtinst systemd curl
-        nodejs)
+        nodejs parted lvm2 e2fsprogs tgt libiscsi-bin libvirt-daemon-driver-storage-iscsi-direct
+        qemu-block-extra)
   missing=()
   for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,7 +29,7 @@ elif command -v zypper >/dev/null 2>&1; then
   QEMU_USER=qemu
   PKGS=(libvirt-daemon-qemu libvirt-client qemu-x86 qemu-tools qemu-ovmf-x86_64 swtpm dnsmasq
         libxml2-tools python311 python311-pip python311-devel libvirt-devel gcc pkg-config iproute2
-        make virt-install)
+        make virt-install parted lvm2 e2fsprogs)
   missing=()
   for p in "${PKGS[@]}"; do
     rpm -q "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -56,6 +57,14 @@ fi
 
 # No systemd here: start the daemons ourselves when they are not running.
 pgrep -x virtlogd >/dev/null || virtlogd -d
+# A storage backend installed after libvirtd started (iscsi-direct) is loaded by a restart.
+if pgrep -x libvirtd >/dev/null && virsh -q -c qemu:///system pool-capabilities 2>/dev/null \
+    | grep -q "type='iscsi-direct' supported='no'" && \
+    [ -e /usr/lib/x86_64-linux-gnu/libvirt/storage-backend/libvirt_storage_backend_iscsi-direct.so ]; then
+  echo "setup: restarting libvirtd to load the iscsi-direct storage backend"
+  pkill -x libvirtd
+  for _ in $(seq 1 100); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
+fi
 if ! pgrep -x libvirtd >/dev/null; then
   libvirtd -d
 fi

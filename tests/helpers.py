@@ -5,6 +5,8 @@ import shutil
 import textwrap
 from pathlib import Path
 
+from lxml import etree
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
 
@@ -43,9 +45,13 @@ def remove_prefixed(conn, prefix: str) -> None:
         if pool.name().startswith(prefix):
             if pool.isActive():
                 for vol in pool.listAllVolumes(0):
-                    vol.delete(0)
+                    try:
+                        vol.delete(0)
+                    except libvirt.libvirtError:
+                        pass        # an iSCSI pool's LUNs cannot be deleted
                 pool.destroy()
-            path = Path(pool.XMLDesc(0).split("<path>")[1].split("</path>")[0])
+            found = etree.fromstring(pool.XMLDesc(0).encode()).findtext("target/path")
+            path = Path(found or "/nonexistent")
             pool.undefine()
             if path.name.startswith(prefix):
                 shutil.rmtree(path, ignore_errors=True)

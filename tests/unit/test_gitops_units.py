@@ -41,10 +41,10 @@ def test_adopt_leaves_out_what_the_models_cannot_hold_and_keeps_it_unmanaged():
                          "<dns><host ip='10.1.0.5'><hostname>x</hostname></host></dns></network>", True, True)
     assert net["spec"]["ipv4"] == {"address": "10.1.0.1/24"}
     try:
-        adopt.document("StoragePool", "p", "local", "<pool type='logical'><name>p</name><target><path>/dev/vg"
-                       "</path></target></pool>", True, True)
+        adopt.document("StoragePool", "p", "local", "<pool type='zfs'><name>p</name><source><name>tank"
+                       "</name></source></pool>", True, True)
     except Exception as exc:   # noqa: BLE001
-        assert "cannot hold its type='logical'" in str(exc)
+        assert "cannot hold its type='zfs'" in str(exc)
     else:
         raise AssertionError("a pool type the model lacks cannot be adopted")
 

@@ -175,6 +175,15 @@ HOSTILE_VALUES = [
     ("pool path component over 255 bytes", f"kind: StoragePool\nmetadata: {{name: p}}\nspec: {{path: /srv/{'x' * 256}}}\n", "spec.path", "over 255 bytes"),
     ("pool in /proc", "kind: StoragePool\nmetadata: {name: p}\nspec: {path: /proc/x}\n", "spec.path", "cannot hold a storage pool"),
     ("pool at /", "kind: StoragePool\nmetadata: {name: p}\nspec: {path: /}\n", "spec.path", "cannot hold a storage pool"),
+    ("fs pool without a device", "kind: StoragePool\nmetadata: {name: p}\nspec: {type: fs, path: /srv/p}\n", "spec", "needs source.devices"),
+    ("fs pool on two devices", "kind: StoragePool\nmetadata: {name: p}\nspec: {type: fs, path: /srv/p, source: {devices: [/dev/a, /dev/b]}}\n", "spec", "exactly one device"),
+    ("NFS export on a dir pool", "kind: StoragePool\nmetadata: {name: p}\nspec: {path: /srv/p, source: {dir: /x}}\n", "spec", "takes no source.dir"),
+    ("iscsi-direct without initiator", "kind: StoragePool\nmetadata: {name: p}\nspec: {type: iscsi-direct, source: {host: h, target: iqn.2026-01.org.x:t}}\n", "spec", "needs source.initiator"),
+    ("rbd pool with a path", "kind: StoragePool\nmetadata: {name: p}\nspec: {type: rbd, path: /srv/p, source: {host: h, name: p}}\n", "spec.path", "has no path"),
+    ("overwrite on a dir pool", "kind: StoragePool\nmetadata: {name: p}\nspec: {path: /srv/p, overwrite: true}\n", "spec.overwrite", "pools on a device"),
+    ("permissions on an fs pool", "kind: StoragePool\nmetadata: {name: p}\nspec: {type: fs, path: /srv/p, source: {devices: [/dev/a]}, permissions: {mode: '0750'}}\n", "spec.permissions", "for dir pools"),
+    ("not an IQN", "kind: StoragePool\nmetadata: {name: p}\nspec: {type: iscsi, source: {host: h, target: 'x y'}}\n", "spec.source.target", "pattern"),
+    ("bad mode", "kind: StoragePool\nmetadata: {name: p}\nspec: {path: /srv/p, permissions: {mode: '0999'}}\n", "spec.permissions.mode", "pattern"),
     ("disk path /", "kind: Guest\nmetadata: {name: g}\nspec: {vcpus: 1, memory: 64MiB, disks: [{path: /}]}\n", "spec.disks.0.path", "root directory"),
     ("relative disk path", "kind: Guest\nmetadata: {name: g}\nspec: {vcpus: 1, memory: 64MiB, disks: [{path: a.img}]}\n", "spec.disks.0.path", "absolute path"),
     ("memory.current 0", "kind: Guest\nmetadata: {name: g}\nspec: {vcpus: 1, memory: {current: 0, max: 64MiB}}\n", "spec.memory", "current must be at least"),
@@ -220,3 +229,18 @@ def test_plan_checks_what_only_the_host_knows(tmp_path):
                      "m.yaml:7: spec.vcpus: machine type 'q35' takes at most 8 vCPUs on host 'local'",
                      "m.yaml:7: spec.memory.max: 2GiB is more than the 1GiB of memory host 'local' has: "
                      "QEMU cannot start it"]
+
+
+POOL_CONFLICTS = [
+    ("kind: StoragePool\nmetadata: {name: d}\nspec: {type: disk, source: {devices: [/dev/a]}}\n---\n"
+     "kind: Volume\nmetadata: {name: v}\nspec: {pool: d, capacity: 1GiB}\n", "m.yaml:11: spec.pool", "is a disk pool"),
+    ("kind: StoragePool\nmetadata: {name: d}\nspec: {type: disk, source: {devices: [/dev/a]}}\n---\n"
+     "kind: StoragePool\nmetadata: {name: e}\nspec: {type: logical, source: {devices: [/dev/b, /dev/a]}}\n",
+     "m.yaml:11: spec.source.devices", "also a device of StoragePool 'd'"),
+]
+
+
+@pytest.mark.parametrize("text,where,message", POOL_CONFLICTS)
+def test_pools_that_libvirt_would_refuse_together(tmp_path, text, where, message):
+    found = [f for f in diagnostics(tmp_path, HOST + text) if f.startswith(where)]
+    assert found and message in found[0], diagnostics(tmp_path, HOST + text)
