@@ -1,6 +1,7 @@
 """The only module that imports libvirt: one bulk read (observe) and one method per libvirt call."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import threading
@@ -237,6 +238,8 @@ class Host:
                     "Secret": 0}
 
     def _lookup(self, kind: str, name: str):
+        if kind == "VolumeSecret":  # a LUKS volume's secret, named by the volume's path
+            return self.conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_VOLUME, name)
         if kind == "Secret":        # named by its usage, of whichever type holds it
             *others, last = _SECRET_USAGES.values()
             for usage_type in others:
@@ -399,8 +402,38 @@ class Host:
         self.conn.networkLookupByName(name).update(_NET_COMMANDS[command], _NET_SECTIONS[section], -1, xml, flags)
 
     @_libvirt("create")
-    def create_volume(self, kind: str, name: str, pool: str, xml: str) -> None:
-        self.conn.storagePoolLookupByName(pool).createXML(xml, 0)
+    def create_volume(self, kind: str, name: str, pool: str, xml: str, prealloc: bool = False) -> None:
+        """virStorageVolCreateXML (`prealloc`: qcow2 tables, or all of it, allocated)."""
+        flags = libvirt.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA if prealloc else 0
+        self.conn.storagePoolLookupByName(pool).createXML(xml, flags)
+
+    @_libvirt("clone")
+    def clone_volume(self, kind: str, name: str, pool: str, xml: str, from_pool: str, from_volume: str) -> None:
+        """virStorageVolCreateXMLFrom: a copy of another volume of the host (converted to the format)."""
+        source = self.conn.storagePoolLookupByName(from_pool).storageVolLookupByName(from_volume)
+        self.conn.storagePoolLookupByName(pool).createXMLFrom(xml, source, 0)
+
+    @_libvirt("upload")
+    def upload_volume(self, kind: str, name: str, pool: str, volume: str, chunks, length: int) -> None:
+        """virStorageVolUpload of `length` bytes from offset 0, sent as `chunks` come; the stream is
+        aborted when anything fails."""
+        vol = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume)
+        stream = self.conn.newStream(0)
+        vol.upload(stream, 0, length, 0)
+        try:
+            for chunk in chunks:
+                sent = 0
+                while sent < len(chunk):
+                    sent += stream.send(chunk[sent:])
+            stream.finish()
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.abort()
+            raise
+
+    @_libvirt("read")
+    def volume_capacity(self, kind: str, name: str, pool: str, volume: str) -> int:
+        return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).info()[1]
 
     @_libvirt("delete")
     def delete_volume(self, kind: str, name: str, pool: str, volume: str) -> None:

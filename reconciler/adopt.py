@@ -57,7 +57,8 @@ def _written(table: dict, values: dict, top: bool = True) -> dict:
         elif isinstance(decl, fields.L):
             if value or top:
                 out[name] = list(value or [])
-        elif not getattr(decl, "secret", False):       # a password is never written back (nor known)
+        elif not getattr(decl, "secret", False) and not getattr(decl, "derived", False):
+            # a password is never written back (nor known); a derived value follows its object
             if isinstance(decl, fields.F) and decl.adopt and value not in (None, ""):
                 value = decl.adopt(value)
             if value not in (None, "", []):

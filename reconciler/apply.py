@@ -83,6 +83,8 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
             then = "powered off" if options.force_stop else "the action fails"
             progress.note(action, f"asking the guest to shut down; waiting up to {options.shutdown_timeout} s "
                                   f"(then {then})")
+        if op.name is OpName.CREATE_VOLUME and args.get("image"):   # download and upload progress
+            args["note"] = lambda text, action=action: progress.note(action, text)
         if op.name is OpName.EDIT:        # the saved definition, read now, with exactly the planned changes
             args = {"marker": ownership.stamp_marker(args["marker"]) if args["marker"] else None,
                     "edits": [edit.Edit.from_json(e) for e in args["edits"]]}

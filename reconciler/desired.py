@@ -40,7 +40,7 @@ class Desired:
     xml_edits: list = field(default_factory=list)   # the escape hatch's edits (escape.py), as the manifest has them
     value: str | None = None          # a Secret's value, as a secretref token (None: not managed)
     value_digest: str | None = None   # ... and what its record keeps of it (value_digest)
-    build: dict = field(default_factory=dict)   # how apply builds a pool (steps.build_pool's arguments)
+    make: dict = field(default_factory=dict)    # how apply makes a pool or volume (its steps' arguments)
 
     def manifest_path(self, parts) -> str:
         """A field's path as the manifest writes it (fields.manifest_path)."""
@@ -104,6 +104,16 @@ def _secret_deps(manifest: Manifest, host: str, usages: list[str | None]) -> lis
     return [str(Ref(host, "Secret", u)) for u in sorted(set(usages) - {None}) if manifest.get(host, "Secret", u)]
 
 
+def _luks_secret(vol: Item | None, state: HostState, ctx: Context) -> str | None:
+    """The UUID of an encrypted volume's secret: as the live volume names it, else the one its
+    create will make (desired.volume)."""
+    if vol is None or vol.spec.encryption is None:
+        return None
+    live = state.get("Volume", vol.ref.name)
+    return (live.root.xpath("string(target/encryption/secret/@uuid)") if live else "") or \
+        object_uuid(ctx.instance, "VolumeSecret", vol.ref.name)
+
+
 def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
     spec, host = item.spec, item.ref.host
     uuid = _uuid(item, live, ctx)
@@ -120,7 +130,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
                       "discard": disk.discard, "detect_zeroes": disk.detect_zeroes, "serial": disk.serial,
                       "boot_order": disk.boot_order, "block": disk.block, "network": disk.network,
                       "wwn": disk.wwn.lower() if disk.wwn else None, "shareable": disk.shareable,
-                      "iothread": disk.iothread})
+                      "iothread": disk.iothread, "luks_secret": _luks_secret(vol, state, ctx)})
     live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
     nics = [{"network": n.network, "bridge": n.bridge, "direct": n.direct, "mac": mac, "model": n.model,
@@ -255,25 +265,59 @@ def pool(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSta
     device = spec.type in models.DEVICE_POOLS and not (spec.type == "fs" and fmt in (None, "auto"))
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, "active", _secret_deps(
         manifest, item.ref.host, [source.auth.secret if source.auth else None]), owner=owner, uuid=p["uuid"],
-        build={"device": device, "overwrite": spec.overwrite})
+        make={"device": device, "overwrite": spec.overwrite})
+
+
+def _vg(pool: Item) -> str | None:
+    return ((pool.spec.source and pool.spec.source.name) or pool.ref.name) if pool.spec.type == "logical" else None
+
+
+def volume_path(manifest: Manifest, host: str, ref: str) -> str:
+    """The file or device path of declared volume `ref` (pool/volume): its pool's target path and
+    its name (manifest.py checks the pool is declared)."""
+    pool_name, _, name = ref.partition("/")
+    pool = manifest.get(host, "StoragePool", pool_name)
+    return f"{(_pool_path(pool.spec, _vg(pool)) or '').rstrip('/')}/{name}"
 
 
 def _backing(item: Item, manifest: Manifest) -> dict:
     """The file and format of the declared volume an overlay sits on (manifest.py checks it is)."""
     base = manifest.get(item.ref.host, "Volume", item.spec.backing)
-    pool = manifest.get(item.ref.host, "StoragePool", base.spec.pool)
-    return {"backing": f"{pool.spec.path.rstrip('/')}/{base.doc.metadata.name}", "backing_format": base.spec.format}
+    return {"backing": volume_path(manifest, item.ref.host, item.spec.backing), "backing_format": base.spec.format}
 
 
 def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
-    spec = item.spec
-    v = {"name": item.doc.metadata.name, "capacity": spec.capacity, "format": spec.format, "backing": None}
+    spec, host = item.spec, item.ref.host
+    path = volume_path(manifest, host, item.ref.name)
+    enc = spec.encryption
+    secret_uuid = _luks_secret(item, state, ctx)
+    v = {"name": item.doc.metadata.name, "capacity": spec.capacity, "format": spec.format, "backing": None,
+         "allocation": None if spec.full else 0,    # left out: all of it (qcow2: with PREALLOC_METADATA)
+         "permissions": spec.permissions, "secret_uuid": secret_uuid}
     v |= _backing(item, manifest) if spec.backing else {}
-    xml, compared, owner = _rendered("volume.xml.j2", "v", v, item, ctx)
-    deps = [str(Ref(item.ref.host, "StoragePool", spec.pool))]
-    deps += [str(Ref(item.ref.host, "Volume", spec.backing))] if spec.backing else []
+    passphrase = value_digest(enc.passphrase.read(), secret_uuid) if enc else None
+    stated = {"permissions": spec.permissions.model_dump(exclude_none=True)} if spec.permissions else None
+    unstated = () if spec.permissions else ("permissions",)
+    made = {"allocation": spec.allocation, "clone": spec.clone,
+            "source": spec.source.model_dump(exclude_none=True) if spec.source else None}
+    made = {k: v for k, v in made.items() if v is not None}      # what acts when it is created
+    extra = ({"made": made} if made else {}) | ({"passphrase": passphrase} if passphrase else {})
+    xml, compared, owner = _rendered("volume.xml.j2", "v", v, item, ctx, unstated, stated, extra=extra)
+    deps = [str(Ref(host, "StoragePool", spec.pool))]
+    deps += [str(Ref(host, "Volume", ref)) for ref in (spec.backing, spec.clone) if ref and manifest.get(host, "Volume", ref)]
     observed = state.get("StoragePool", spec.pool) is None or spec.pool in state.listed_pools
-    return Desired(item.ref, xml, compared, owner["hash"], None, None, deps, observed=observed, owner=owner)
+    make: dict = {"prealloc": spec.format == "qcow2" and spec.allocation in ("metadata", "full")}
+    if spec.source:
+        make["image"] = spec.source.model_dump(exclude_none=True)
+        make["capacity"] = spec.capacity
+    if spec.clone:
+        make["clone"] = dict(zip(("pool", "volume"), spec.clone.split("/", 1)))
+        make["capacity"] = spec.capacity
+    if enc:
+        make["secret"] = {"xml": render("volume-secret.xml.j2", uuid=secret_uuid, path=path, name=item.ref.name),
+                          "usage": path, "value": enc.passphrase.token}
+    return Desired(item.ref, xml, compared, owner["hash"], None, None, deps, observed=observed, owner=owner,
+                   make=make, value_digest=passphrase)
 
 
 def value_digest(value: str, uuid: str) -> str:

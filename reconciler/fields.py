@@ -78,6 +78,7 @@ class F:
     runtime: bool = False         # a running object's value is compared too (it can be changed live only)
     settle: bool = False          # libvirt's define moves it: written again right after a create
     secret: bool = False          # a sensitive value: compared by keyed hash, never adopted or shown
+    derived: bool = False         # no manifest field: the tool derives it from another object (never adopted)
 
     def set(self, node, value) -> None:
         """Write `value` below `node` (None or the default: remove what the path names)."""
@@ -286,6 +287,16 @@ def _disk_source(disk, kind: str, values: dict) -> None:
     for attr, value in values.items():
         if value is not None:
             xmlpath.set_value(disk, f"source/@{attr}", str(value))
+
+
+def write_disk_luks(disk, uuid: str | None) -> None:
+    """The LUKS secret QEMU opens an encrypted volume with (the volume's own, by UUID)."""
+    source = disk.find("source")
+    for old in ([] if source is None else source.findall("encryption")):
+        source.remove(old)
+    if uuid:
+        enc = etree.SubElement(xmlpath.ensure(disk, ["source"]), "encryption", format="luks")
+        etree.SubElement(enc, "secret", type="passphrase", uuid=uuid)
 
 
 def write_disk_volume(disk, ref: str) -> None:
@@ -823,6 +834,7 @@ DOMAIN = {
         "bus": F("target/@bus", write=write_disk_bus),
         "format": F("driver/@type", default=""),
         "volume": F("source", volume_ref, default="", write=write_disk_volume, also=("@type",)),
+        "luks_secret": F("source/encryption[@format='luks']/secret/@uuid", write=write_disk_luks, derived=True),
         "path": F("source/@file", path, default="", write=write_disk_path, also=("@type",),
                   live=liverules.cdrom_media, runtime=True),
         "block": F("self::*[@type='block']/source/@dev", path, write=write_disk_block, also=("@type",)),
@@ -1046,6 +1058,12 @@ VOLUME = {
     "capacity": F("capacity", size, required=True, adopt=human_size),
     "format": F("target/format/@type", default="raw", required=True),
     "backing": F("backingStore/path", path),
+    "encryption": F("target/encryption/@format", manifest="encryption.format"),
+    "permissions": {
+        "mode": F("target/permissions/mode"),
+        "owner": F("target/permissions/owner", number),
+        "group": F("target/permissions/group", number),
+    },
 }
 
 USAGE_ID = {"ceph": "name", "iscsi": "target", "tls": "name", "vtpm": "name", "volume": "volume"}

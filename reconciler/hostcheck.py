@@ -161,10 +161,12 @@ def _boot_needs(item: Item, state: HostState) -> list[Diagnostic]:
 
 
 def _raw_volumes(items: list[Item], state: HostState) -> list[Diagnostic]:
-    """New raw volumes are allocated in full: they must fit in their pool's free space."""
+    """New fully allocated volumes (raw by default) must fit in their pool's free space."""
     out, wanted = [], {}
     for item in items:
-        if item.ref.kind != "Volume" or item.spec.format != "raw" or state.get("Volume", item.ref.name):
+        if item.ref.kind != "Volume" or state.get("Volume", item.ref.name):
+            continue
+        if not item.spec.full:
             continue
         pool = state.get("StoragePool", item.spec.pool)
         if pool is None or item.spec.pool not in state.listed_pools:
@@ -174,8 +176,9 @@ def _raw_volumes(items: list[Item], state: HostState) -> list[Diagnostic]:
         wanted[item.spec.pool] = wanted.get(item.spec.pool, 0) + item.spec.capacity
         if free is not None and wanted[item.spec.pool] > free:
             out.append(_diag(item, ("spec", "capacity"),
-                             f"raw volumes are allocated in full, and pool {item.spec.pool!r} has "
-                             f"{human_size(free)} free for {human_size(wanted[item.spec.pool])} of new raw volumes"))
+                             f"a fully allocated volume (raw, unless allocation: sparse) takes all of its capacity, and "
+                             f"pool {item.spec.pool!r} has {human_size(free)} free for "
+                             f"{human_size(wanted[item.spec.pool])} of new fully allocated volumes"))
     return out
 
 

@@ -34,7 +34,8 @@ KINDS = {k.name: k for k in (
     Kind("StoragePool", fields.POOL, models.StoragePoolSpec, "storagepool.rng", False,
          "the pool restarts", "disruptive", "its directory and files are kept"),
     Kind("Volume", fields.VOLUME, models.VolumeSpec, "storagevol.rng", False,
-         "capacity: resized in place (shrinking is destructive); format: the volume is recreated (destructive)",
+         "capacity: resized in place (shrinking is destructive); format, backing, encryption: the volume is "
+         "recreated (destructive); permissions: chmod/chown where the host is this machine",
          "destructive", "its data is deleted"),
     Kind("Guest", fields.DOMAIN, models.GuestSpec, "domain.rng", True,
          "at the guest's next restart", "disruptive", "its disks and TPM state are kept"),

@@ -52,13 +52,13 @@ class Manifest:
 
     def for_host(self, host: str) -> list[Item]:
         """Objects of one host in creation order (kind order, a volume after the volume it is an
-        overlay on, then name)."""
+        overlay on or a clone of, then name)."""
         found = [i for r, i in self.items.items() if r.host == host]
         return sorted(found, key=lambda i: (KIND_ORDER.index(i.ref.kind), self._depth(i), i.ref.name))
 
     def _depth(self, item: Item, seen: frozenset = frozenset()) -> int:
-        """How many backing volumes stand below a volume (0 for anything else)."""
-        backing = getattr(item.spec, "backing", None) if item.ref.kind == "Volume" else None
+        """How many volumes a volume is made from stand below it (backing or clone; 0 for anything else)."""
+        backing = (item.spec.backing or item.spec.clone) if item.ref.kind == "Volume" else None
         below = self.get(item.ref.host, "Volume", backing) if backing and backing not in seen else None
         return 1 + self._depth(below, seen | {backing}) if below else 0
 
@@ -210,6 +210,10 @@ def _volume_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:
         out.append(_diag(item, ("spec", "pool"), f"StoragePool {item.spec.pool!r} is a {pool.spec.type} pool: its "
                                                  "volumes are the device's partitions or the target's LUNs, not "
                                                  "made by the tool; a guest's disk names one as pool/volume"))
+    source = manifest.get(item.ref.host, "Volume", item.spec.clone) if item.spec.clone else None
+    if source and source.spec.capacity > item.spec.capacity:
+        out.append(_diag(item, ("spec", "capacity"), f"a clone is at least as big as Volume {item.spec.clone!r} "
+                                                     f"({source.spec.capacity} bytes)"))
     backing = item.spec.backing
     if backing and (backing == str(item.ref.name) or not manifest.get(item.ref.host, "Volume", backing)):
         out.append(_diag(item, ("spec", "backing"), f"no other Volume {backing!r} is declared on host "

@@ -95,6 +95,41 @@ class Metadata(Strict):
     labels: dict[str, str] = {}
 
 
+class SecretRef(Strict):
+    """Where a sensitive value is: an environment variable or a file (never the value itself)."""
+
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable")
+    file: str | None = Field(None, min_length=1, description="a file holding the value (its last newline is "
+                                                              "dropped); relative: to the manifest's directory")
+
+    @field_validator("file")
+    @classmethod
+    def _absolute(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base = (info.context or {}).get("base")
+        if value is not None and not posixpath.isabs(value) and base:
+            return posixpath.normpath(posixpath.join(base, value))
+        return value
+
+    @model_validator(mode="after")
+    def _readable(self) -> "SecretRef":
+        given = [name for name in ("env", "file") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a secret reference names exactly one of env or file: {env: NAME} or {file: path}")
+        value = secretref.resolve(given[0], getattr(self, given[0]))
+        if not value:
+            raise ValueError(f"the secret in {given[0]} {getattr(self, given[0])} is empty")
+        return self
+
+    def read(self) -> str:
+        """The value, read now."""
+        return secretref.resolve("env", self.env) if self.env else secretref.resolve("file", self.file)
+
+    @property
+    def token(self) -> str:
+        """What rendered XML and plans hold in place of the value (secretref)."""
+        return secretref.token("env", self.env) if self.env else secretref.token("file", self.file)
+
+
 # --- Host -------------------------------------------------------------------------------------
 
 class HostSpec(Strict):
@@ -333,13 +368,61 @@ class StoragePoolSpec(Strict):
 
 
 
+class VolumeImage(Strict):
+    """An image a new volume is filled from (uploaded with virStorageVolUpload)."""
+
+    path: Annotated[HostPath, AfterValidator(_not_root)] | None = Field(
+        None, description="a qcow2 or raw image file on the machine that runs virt-reconcile (relative: to "
+                          "the manifest's directory)")
+    url: str | None = Field(None, pattern=r"^https?://[^\s'\"<>]+$", max_length=4096,
+                            description="an http(s) URL of a qcow2 or raw image; needs sha256")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$",
+                               description="the image's SHA-256: checked before anything is uploaded")
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _relative(cls, value, info: ValidationInfo):
+        base = (info.context or {}).get("base")
+        if isinstance(value, str) and not value.startswith("/") and base:
+            return posixpath.normpath(posixpath.join(base, value))
+        return value
+
+    @model_validator(mode="after")
+    def _one(self) -> "VolumeImage":
+        if (self.path is None) == (self.url is None):
+            raise ValueError("an image is a path or a url (one of them)")
+        if self.url is not None and self.sha256 is None:
+            raise ValueError("an image from a url needs its sha256")
+        return self
+
+
+class VolumeEncryption(Strict):
+    format: Literal["luks"] = "luks"
+    passphrase: SecretRef = Field(description="where the passphrase is ({env: NAME} or {file: path}); a libvirt "
+                                              "secret of usage volume holds it on the host")
+
+
+VOLUME_REF = NAME_PATTERN.replace("$", "") + "/" + NAME_PATTERN[1:]
+
+
 class VolumeSpec(Strict):
     pool: Name
     format: Literal["qcow2", "raw"] = "qcow2"
     capacity: Size
-    backing: str | None = Field(None, pattern=NAME_PATTERN.replace("$", "") + "/" + NAME_PATTERN[1:],
+    backing: str | None = Field(None, pattern=VOLUME_REF,
                                 description="pool/volume: a qcow2 overlay on this volume (a cloud image), which "
                                             "it only reads; the overlay holds the guest's writes")
+    source: VolumeImage | None = Field(None, description="fill the new volume from an image (a file or a URL "
+                                                         "with its checksum); grown to capacity")
+    clone: str | None = Field(None, pattern=VOLUME_REF, description="pool/volume: the new volume is a copy of it "
+                                                                     "(converted to format), grown to capacity")
+    allocation: Literal["sparse", "metadata", "full"] | None = Field(
+        None, description="how a new volume is allocated: sparse (default for qcow2), full (default for raw: "
+                          "all space reserved), metadata (qcow2: its tables preallocated)")
+    permissions: Permissions | None = Field(None, description="the file's mode and owner (left out: "
+                                                                    "not managed)")
+    encryption: VolumeEncryption | None = Field(None, description="LUKS: the volume is encrypted with the "
+                                                                  "passphrase (never shown)")
     protect: bool = Field(True, description="refuse to delete it (and its data) when it leaves the "
                                             "manifests; set false, apply, then remove it to allow that")
 
@@ -357,10 +440,22 @@ class VolumeSpec(Strict):
                              "by libvirt and never match)")
         return capacity
 
+    @property
+    def full(self) -> bool:
+        """A new volume takes all of its capacity (raw made empty, unless allocation says otherwise)."""
+        return (self.allocation or ("full" if self.format == "raw" and not self.source else "sparse")) == "full"
+
     @model_validator(mode="after")
     def _overlay(self) -> "VolumeSpec":
         if self.backing is not None and self.format != "qcow2":
             raise ValueError("an overlay (backing) is a qcow2 volume")
+        made_from = [name for name in ("backing", "source", "clone") if getattr(self, name) is not None]
+        if len(made_from) > 1:
+            raise ValueError(f"a volume is made from one of backing, source or clone, not {' and '.join(made_from)}")
+        if self.encryption is not None and made_from:
+            raise ValueError(f"an encrypted volume is made empty (its {made_from[0]} would not be encrypted)")
+        if self.allocation == "metadata" and self.format != "qcow2":
+            raise ValueError("allocation metadata is for qcow2 volumes")
         return self
 
 
@@ -653,41 +748,6 @@ def _no_scope(value):
     if getattr(value, "scope_id", None):
         raise ValueError("an IPv6 address with a %scope is not accepted by libvirt")
     return value
-
-
-class SecretRef(Strict):
-    """Where a sensitive value is: an environment variable or a file (never the value itself)."""
-
-    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable")
-    file: str | None = Field(None, min_length=1, description="a file holding the value (its last newline is "
-                                                              "dropped); relative: to the manifest's directory")
-
-    @field_validator("file")
-    @classmethod
-    def _absolute(cls, value: str | None, info: ValidationInfo) -> str | None:
-        base = (info.context or {}).get("base")
-        if value is not None and not posixpath.isabs(value) and base:
-            return posixpath.normpath(posixpath.join(base, value))
-        return value
-
-    @model_validator(mode="after")
-    def _readable(self) -> "SecretRef":
-        given = [name for name in ("env", "file") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError("a secret reference names exactly one of env or file: {env: NAME} or {file: path}")
-        value = secretref.resolve(given[0], getattr(self, given[0]))
-        if not value:
-            raise ValueError(f"the secret in {given[0]} {getattr(self, given[0])} is empty")
-        return self
-
-    def read(self) -> str:
-        """The value, read now."""
-        return secretref.resolve("env", self.env) if self.env else secretref.resolve("file", self.file)
-
-    @property
-    def token(self) -> str:
-        """What rendered XML and plans hold in place of the value (secretref)."""
-        return secretref.token("env", self.env) if self.env else secretref.token("file", self.file)
 
 
 def _no_secret_text(value):

@@ -73,6 +73,7 @@ class OpName(str, Enum):
     SET_GRAPHICS_PASSWORD = "set_graphics_password"
     DEFINE_SECRET = "define_secret"
     SET_SECRET_VALUE = "set_secret_value"
+    SET_VOLUME_PERMISSIONS = "set_volume_permissions"
 
 
 @dataclass

@@ -226,12 +226,12 @@ def _record(desired: Desired, record: Record | None) -> list[Op]:
 
 
 def _build(desired: Desired) -> Op:
-    return Op(OpName.BUILD_POOL, dict(desired.build))
+    return Op(OpName.BUILD_POOL, dict(desired.make))
 
 
 def _overwrite(desired: Desired) -> list[Change]:
     """A pool that may format its device when it holds other data: destructive (--allow-destroy)."""
-    return [Change("overwrite", None, True, "destructive")] if desired.build.get("overwrite") else []
+    return [Change("overwrite", None, True, "destructive")] if desired.make.get("overwrite") else []
 
 
 def pool(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
@@ -262,34 +262,58 @@ def pool(desired: Desired, live: LiveObject | None, record: Record | None = None
     return _action(desired, "update", reason, changes, marker + ops, have)
 
 
+def _create_volume(desired: Desired, where: dict, if_missing: bool = False) -> Op:
+    return Op(OpName.CREATE_VOLUME, {**where, "xml": desired.xml, **desired.make}
+              | ({"if_missing": True} if if_missing else {}))
+
+
+def _recreate(desired: Desired, where: dict, marker: list[Op], change: Change, why: str, have: dict) -> Action:
+    ops = marker + [Op(OpName.DELETE_VOLUME, where), _create_volume(desired, where)]
+    return _action(desired, "recreate", f"{why}: it is deleted and created again", [change], ops, have)
+
+
 def volume(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
     pool_name, _, vol_name = desired.ref.name.partition("/")
     where = {"pool": pool_name, "volume": vol_name}
     marker = _record(desired, record)
     if live is None:
-        ops = marker + [Op(OpName.CREATE_VOLUME, {**where, "xml": desired.xml, "if_missing": not desired.observed})]
+        ops = marker + [_create_volume(desired, where, if_missing=not desired.observed)]
         reason = "not in the pool" if desired.observed else (
             f"pool {pool_name} is inactive, so its volumes could not be read: created after the pool "
             "starts unless it exists (then the next plan compares it)")
-        return _action(desired, "create", reason, _created(desired), ops, None)
+        changes = _created(desired) + ([Change("encryption.passphrase", None, "(sensitive)", "live")]
+                                       if desired.value_digest else [])
+        return _action(desired, "create", reason, changes, ops, None)
     have = fields.read("Volume", live.root)
     changes, ops = [], []
     for fc in _changes(desired, have, record):
-        if fc.path in ("format", "backing"):
-            changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "destructive"))
-            ops = marker + [Op(OpName.DELETE_VOLUME, where), Op(OpName.CREATE_VOLUME, {**where, "xml": desired.xml})]
-            return _action(desired, "recreate", f"a volume's {fc.path} cannot change in place ({fc.before} -> "
-                           f"{fc.after}): it is deleted and created again", changes, ops, have)
+        path = desired.manifest_path(fc.parts)
+        if fc.path in ("format", "backing", "encryption"):
+            return _recreate(desired, where, marker, Change(path, fc.before, fc.after, "destructive"),
+                             f"a volume's {fc.path} cannot change in place ({fc.before} -> {fc.after})", have)
+        if fc.parts[0] == "permissions":
+            changes.append(Change(path, fc.before, fc.after, "live"))
+            continue
         shrink = fc.after < fc.before
-        changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, "destructive" if shrink else "live"))
+        changes.append(Change(path, fc.before, fc.after, "destructive" if shrink else "live"))
         ops.append(Op(OpName.RESIZE_VOLUME, {**where, "capacity": fc.after, "shrink": shrink}))
+    recorded = record.content.get("passphrase") if record else None
+    if desired.value_digest and recorded and recorded != desired.value_digest:
+        return _recreate(desired, where, marker, Change("encryption.passphrase", "(sensitive)", "(sensitive)",
+                                                        "destructive"),
+                         "a LUKS volume's passphrase cannot change in place (libvirt cannot re-key it)", have)
+    if any(c.path.startswith("permissions.") for c in changes):
+        ops.append(Op(OpName.SET_VOLUME_PERMISSIONS, {"path": live.root.findtext("target/path"),
+                                                     **desired.fields["permissions"]}))
     if marker and not changes:
         changes.append(Change("owner.hash", record.hash if record else None, desired.hash, "live"))
     if not changes:
         return None
     paths = {c.path: c.impact for c in changes}
     reason = ("shrinking cuts off data at the end of the volume" if paths.get("capacity") == "destructive"
-              else "capacity grows in place" if "capacity" in paths else "its ownership record is written")
+              else "capacity grows in place" if "capacity" in paths
+              else "its file's mode or owner is set (on this machine only: libvirt has no call for it)"
+              if ops else "its ownership record is written")
     return _action(desired, "update", reason, changes, marker + ops, have)
 
 

@@ -21,10 +21,16 @@ def _guest_ops(live: LiveObject, tpm: bool = False) -> list[Op]:
     return ([Op(OpName.SHUTDOWN)] if live.active else []) + [undefine]
 
 
+def _luks_secret(live: LiveObject) -> dict:
+    """An encrypted volume's secret (usage: its path) goes with it."""
+    encrypted = live.root.find("target/encryption") is not None
+    return {"secret": live.root.findtext("target/path")} if encrypted else {}
+
+
 _OPS = {
     "Guest": _guest_ops,
-    "Volume": lambda live: [Op(OpName.DELETE_VOLUME, dict(zip(("pool", "volume"), live.name.split("/", 1)))),
-                            Op(OpName.FORGET)],
+    "Volume": lambda live: [Op(OpName.DELETE_VOLUME, dict(zip(("pool", "volume"), live.name.split("/", 1)))
+                               | _luks_secret(live)), Op(OpName.FORGET)],
     "StoragePool": lambda live: ([Op(OpName.STOP)] if live.active else []) + [Op(OpName.UNDEFINE), Op(OpName.FORGET)],
     "Network": lambda live: ([Op(OpName.STOP)] if live.active else []) + [Op(OpName.UNDEFINE)],
     "Secret": lambda live: [Op(OpName.UNDEFINE), Op(OpName.FORGET)],

@@ -3,12 +3,13 @@ adapter leaves out (waiting for a shutdown, re-plugging taps, writing ownership 
 checking a volume's XML before libvirt sees it)."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Protocol
 
 from lxml import etree
 
-from . import edit, hostnet, ownership, rng, secretref
+from . import edit, fields, hostnet, images, ownership, rng, secretref
 from .errors import AdapterError
 from .identity import OWNER_NS, OWNER_PREFIX
 from .plan import OpName
@@ -45,7 +46,10 @@ class HostPort(Protocol):
                      live: bool, saved: bool) -> None: ...
     def undefine(self, kind: str, name: str, tpm: bool = False) -> None: ...
     def network_update(self, kind: str, name: str, command: str, section: str, xml: str, live: bool) -> None: ...
-    def create_volume(self, kind: str, name: str, pool: str, xml: str) -> None: ...
+    def create_volume(self, kind: str, name: str, pool: str, xml: str, prealloc: bool = False) -> None: ...
+    def clone_volume(self, kind: str, name: str, pool: str, xml: str, from_pool: str, from_volume: str) -> None: ...
+    def upload_volume(self, kind: str, name: str, pool: str, volume: str, chunks, length: int) -> None: ...
+    def volume_capacity(self, kind: str, name: str, pool: str, volume: str) -> int: ...
     def delete_volume(self, kind: str, name: str, pool: str, volume: str) -> None: ...
     def resize_volume(self, kind: str, name: str, pool: str, volume: str, capacity: int, shrink: bool) -> None: ...
     def define_secret(self, kind: str, usage: str, xml: str) -> None: ...
@@ -182,9 +186,57 @@ def build_pool(host: HostPort, kind: str, name: str, device: bool = False, overw
         host.build_pool(kind, name, "overwrite")
 
 
+LUKS_TRIES = 8      # qemu-img's LUKS key-derivation benchmark fails now and then on a busy host
+
+
+def _create(host: HostPort, kind: str, name: str, pool: str, xml: str, prealloc: bool) -> None:
+    """Create a volume, again when qemu-img's LUKS benchmark could not time itself ("Unable to
+    get accurate CPU usage": nothing was made)."""
+    for attempt in range(LUKS_TRIES):
+        try:
+            host.create_volume(kind, name, pool, xml, prealloc)
+            return
+        except AdapterError as exc:
+            if "Unable to get accurate CPU usage" not in exc.message or attempt + 1 == LUKS_TRIES:
+                raise
+            time.sleep(0.1)
+
+
+def _grow(host: HostPort, kind: str, name: str, pool: str, volume: str, capacity: int | None) -> None:
+    """Grow a volume made from an image or a clone (it has that one's size) to `capacity`."""
+    if capacity and capacity > host.volume_capacity(kind, name, pool, volume):
+        host.resize_volume(kind, name, pool, volume, capacity, False)
+
+
+def _fill(host: HostPort, kind: str, name: str, pool: str, volume: str, xml: str, image: dict,
+          capacity: int, note: Callable[[str], None]) -> None:
+    """Create the volume from an image: fetched and checked first, then uploaded, then grown."""
+    fmt = fields.parse(xml).find("target/format").get("type")
+    try:
+        with images.fetched(image, note) as path:
+            found, size = images.probe(path)
+            if found != fmt:
+                raise images.ImageError(f"the image is {found}, the volume {fmt}: state format: {found}")
+            if size > capacity:
+                raise images.ImageError(f"the image's virtual size ({size} bytes) is more than the volume's "
+                                        f"capacity ({capacity} bytes)")
+            _create(host, kind, name, pool, xml, False)
+            try:
+                host.upload_volume(kind, name, pool, volume, images.chunks(path, note), os.path.getsize(path))
+            except (AdapterError, OSError):
+                host.delete_volume(kind, name, pool, volume)     # half an image is no image
+                raise
+    except (images.ImageError, OSError) as exc:
+        raise AdapterError("create", f"{kind}/{name}", str(exc)) from None
+    _grow(host, kind, name, pool, volume, capacity)
+
+
 def create_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, xml: str,
-                  if_missing: bool = False) -> None:
-    """Create a volume; libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so the XML is checked
+                  if_missing: bool = False, prealloc: bool = False, image: dict | None = None,
+                  clone: dict | None = None, capacity: int | None = None, secret: dict | None = None,
+                  note: Callable[[str], None] = lambda text: None) -> None:
+    """Create a volume: empty, from an image, or as a clone; a LUKS volume's secret (usage: its
+    path) first. libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so the XML is checked
     against storagevol.rng here."""
     problems = rng.errors("Volume", xml)
     if problems:
@@ -192,7 +244,43 @@ def create_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, 
                            + "; ".join(problems))
     if if_missing and volume in host.volume_names("StoragePool", pool):
         return
-    host.create_volume(kind, name, pool, xml)
+    if secret:
+        host.define_secret("VolumeSecret", secret["usage"], secret["xml"])
+        host.set_secret_value("VolumeSecret", secret["usage"], secretref.value_of(secret["value"]).encode())
+    if image:
+        _fill(host, kind, name, pool, volume, xml, image, capacity, note)
+    elif clone:
+        host.clone_volume(kind, name, pool, xml, clone["pool"], clone["volume"])
+        _grow(host, kind, name, pool, volume, capacity)
+    else:
+        _create(host, kind, name, pool, xml, prealloc)
+
+
+def delete_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, secret: str | None = None) -> None:
+    """Delete a volume, and the LUKS secret (usage: its path) that only it used."""
+    host.delete_volume(kind, name, pool, volume)
+    if secret:
+        try:
+            host.undefine("VolumeSecret", secret)
+        except AdapterError as exc:
+            if exc.reason != "gone":
+                raise
+
+
+def set_volume_permissions(host: HostPort, kind: str, name: str, path: str, mode: str | None = None,
+                           owner: int | None = None, group: int | None = None) -> None:
+    """chmod/chown a volume's file: libvirt sets them only when it creates one, so this is done
+    where the host is this machine."""
+    if not hostnet.is_local(host.uri):
+        raise AdapterError("set permissions", f"{kind}/{name}", f"libvirt cannot change an existing volume's mode "
+                           f"or owner, and {host.uri} is not this machine: change them on the host")
+    try:
+        if mode is not None:
+            os.chmod(path, int(mode, 8))
+        if owner is not None or group is not None:
+            os.chown(path, -1 if owner is None else owner, -1 if group is None else group)
+    except OSError as exc:
+        raise AdapterError("set permissions", f"{kind}/{name}", f"{path}: {exc.strerror}") from None
 
 
 # Every operation a plan may hold and how it is done (EDIT's edits are Edit objects here).
@@ -226,7 +314,8 @@ STEPS: dict[OpName, Callable] = {
     OpName.NETWORK_UPDATE: network_update,
     OpName.REPLUG_GUESTS: replug_guests,
     OpName.CREATE_VOLUME: create_volume,
-    OpName.DELETE_VOLUME: lambda h, k, n, pool, volume: h.delete_volume(k, n, pool, volume),
+    OpName.DELETE_VOLUME: delete_volume,
+    OpName.SET_VOLUME_PERMISSIONS: set_volume_permissions,
     OpName.RESIZE_VOLUME: lambda h, k, n, pool, volume, capacity, shrink: h.resize_volume(
         k, n, pool, volume, capacity, shrink),
 }

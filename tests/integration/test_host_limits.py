@@ -111,5 +111,5 @@ spec: {{pool: P-pool, capacity: {free * 4}}}
     done = env.run("plan", str(env.dir))
     assert done.returncode == 1
     found = [line.strip() for line in done.stderr.splitlines() if "spec.capacity" in line]
-    assert len(found) == 1 and found[0].endswith(" of new raw volumes"), done.stderr
-    assert "m.yaml:15: spec.capacity: raw volumes are allocated in full, and pool" in found[0]
+    assert len(found) == 1 and found[0].endswith(" of new fully allocated volumes"), done.stderr
+    assert "m.yaml:15: spec.capacity: a fully allocated volume (raw, unless allocation: sparse) takes all of its capacity, and pool" in found[0]
