@@ -57,7 +57,10 @@ def _start_event_loop() -> None:
 
 LIVE_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
 _NET_SECTIONS = {"ip-dhcp-host": libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
-                 "dns-host": libvirt.VIR_NETWORK_SECTION_DNS_HOST}
+                 "dns-host": libvirt.VIR_NETWORK_SECTION_DNS_HOST,
+                 "dns-txt": libvirt.VIR_NETWORK_SECTION_DNS_TXT,
+                 "dns-srv": libvirt.VIR_NETWORK_SECTION_DNS_SRV,
+                 "portgroup": libvirt.VIR_NETWORK_SECTION_PORTGROUP}
 _BUILD_FLAGS = {"plain": 0, "no_overwrite": libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE,
                 "overwrite": libvirt.VIR_STORAGE_POOL_BUILD_OVERWRITE}
 _NET_COMMANDS = {"add": libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,

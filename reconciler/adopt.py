@@ -27,6 +27,7 @@ LIFECYCLE: dict[str, Callable[[bool, bool], dict]] = {
     "StoragePool": lambda active, autostart: {"autostart": autostart},
     "Volume": lambda active, autostart: {},
     "Secret": lambda active, autostart: {},
+    "Bridge": lambda active, autostart: {},
 }
 
 

@@ -29,12 +29,17 @@ class Options:
     allow_destroy: bool = False    # run destructive actions
     shutdown_timeout: int = 120    # seconds a guest gets to shut down on ACPI
     force_stop: bool = False       # power a guest off when it ignores the shutdown request
+    allow_disruptive: bool = False  # move the connection to a host (a bridge taking its interface)
+    rollback_timeout: int = 60      # seconds a host may take to answer again after that, or it is rolled back
 
 
 def _blocked(action: Action, options: Options) -> str | None:
     # prune deletes are guarded by --prune and the object's own 'protect: false' instead
     if action.impact == "destructive" and action.action != "delete" and not options.allow_destroy:
         return "destructive: re-run with --allow-destroy to do it"
+    guarded = any(op.name is OpName.BRIDGE_APPLY and op.args.get("guard") for op in action.ops)
+    if guarded and not options.allow_disruptive:
+        return "it moves the connection to the host: re-run with --allow-disruptive to do it (with a rollback)"
     return None
 
 
@@ -85,6 +90,10 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
                                   f"(then {then})")
         if op.name is OpName.CREATE_VOLUME and args.get("image"):   # download and upload progress
             args["note"] = lambda text, action=action: progress.note(action, text)
+        if op.name is OpName.BRIDGE_APPLY and args.get("guard"):
+            args["guard"] = dict(args["guard"], timeout=options.rollback_timeout)
+            progress.note(action, f"it moves the connection to the host: rolled back unless the host answers "
+                                  f"within {options.rollback_timeout} s")
         if op.name is OpName.EDIT:        # the saved definition, read now, with exactly the planned changes
             args = {"marker": ownership.stamp_marker(args["marker"]) if args["marker"] else None,
                     "edits": [edit.Edit.from_json(e) for e in args["edits"]]}

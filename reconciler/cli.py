@@ -160,6 +160,12 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
           delete_tpm_state: bool = DeleteTpm,
           restart: bool = typer.Option(False, "--restart", help="restart guests whose changes need it"),
           allow_destroy: bool = typer.Option(False, "--allow-destroy", help="allow destructive actions"),
+          allow_disruptive: bool = typer.Option(False, "--allow-disruptive",
+                                                help="allow host bridge changes that move the connection to the "
+                                                     "host (applied with a rollback)"),
+          rollback_timeout: int = typer.Option(60, "--rollback-timeout", min=1, max=3600,
+                                               help="seconds a host may take to answer after such a change before "
+                                                    "it is rolled back"),
           shutdown_timeout: int = typer.Option(120, "--shutdown-timeout", help="seconds a guest gets to shut down"),
           force_stop: bool = typer.Option(False, "--force-stop", help="power off guests that do not shut down in time"),
           lock_timeout: int = LockTimeout,
@@ -172,7 +178,7 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
     if json_out and not (auto_approve or plan_file):
         _err("Error: --json cannot ask for approval: add --auto-approve (or apply a saved --plan)")
         raise typer.Exit(EXIT_ERROR)
-    options = Options(restart, allow_destroy, shutdown_timeout, force_stop)
+    options = Options(restart, allow_destroy, shutdown_timeout, force_stop, allow_disruptive, rollback_timeout)
     failed: dict[str, str] = {}
     try:
         if plan_file:

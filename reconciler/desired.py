@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from . import escape, fields, models, secretref
+from . import escape, fields, hostbridge, models, netconfig, secretref, seed
 from .identity import disk_targets, interface_macs, object_uuid, spec_hash
 from .live import HostState, LiveObject
 from .manifest import Item, Manifest, Ref
@@ -41,6 +41,7 @@ class Desired:
     value: str | None = None          # a Secret's value, as a secretref token (None: not managed)
     value_digest: str | None = None   # ... and what its record keeps of it (value_digest)
     make: dict = field(default_factory=dict)    # how apply makes a pool or volume (its steps' arguments)
+    seed: dict = field(default_factory=dict)    # a cloud-init seed volume: its documents' digests (seed.digests)
 
     def manifest_path(self, parts) -> str:
         """A field's path as the manifest writes it (fields.manifest_path)."""
@@ -175,6 +176,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
                                      {"xml": edits} if edits else None)
     xml = escape.apply_all(xml, edits)
     deps = [str(Ref(host, "Network", n.network)) for n in spec.interfaces if n.network]
+    deps += [str(Ref(host, "Bridge", n.bridge)) for n in spec.interfaces if n.bridge and manifest.get(host, "Bridge", n.bridge)]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     deps += _secret_deps(manifest, host, [d.network.auth.secret_usage for d in spec.disks
                                           if d.network and d.network.auth])
@@ -215,6 +217,9 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
                    owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index, xml_edits=edits)
 
 
+_NETWORK_OPTIONAL = ("forward_dev", "nat", "interfaces", "pf", "routes", "bandwidth", "virtualport")
+
+
 def network(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
     spec = item.spec
     live_root = live.root if live else None
@@ -222,22 +227,43 @@ def network(item: Item, manifest: Manifest, live: LiveObject | None, state: Host
     n = {
         "name": item.ref.name, "uuid": _uuid(item, live, ctx),
         "forward": spec.forward, "mtu": spec.mtu, "ipv4": spec.ipv4, "ipv6": spec.ipv6, "dns": spec.dns,
-        "bridge": spec.bridge or (carried_bridge if spec.forward != "bridge" else None) or None,
+        "bridge": spec.bridge or (carried_bridge if spec.forward not in models.MACVTAP + ("hostdev",) else None) or None,
         "mac": live_root.xpath("string(mac/@address)") if live_root is not None else None,
+        "forward_dev": spec.forward_dev, "nat": spec.nat, "interfaces": spec.interfaces, "pf": spec.pf,
+        "routes": spec.routes, "portgroups": spec.portgroups, "bandwidth": spec.bandwidth,
+        "virtualport": spec.virtualport,
     }
-    # an unstated bridge name is libvirt's pick: carried over, never compared
-    # an unstated bridge name is libvirt's pick; IPv6 and DNS are managed only when stated
+    # an unstated bridge name is libvirt's pick: carried over, never compared; IPv6, DNS and the
+    # other optional parts are managed only when stated
     unstated = (() if spec.bridge else ("bridge",)) + (() if spec.ipv6 else ("ipv6", "dhcp6_range"))
     unstated += ("dns_domain", "dns_forwarders") if spec.dns is None else ()
-    xml, compared, owner = _rendered("network.xml.j2", "n", n, item, ctx, unstated)
-    hosts = spec.ipv4.dhcp.hosts if spec.ipv4 and spec.ipv4.dhcp else []
+    unstated += tuple(name for name in _NETWORK_OPTIONAL if name not in spec.model_fields_set)
+    dhcp = spec.ipv4.dhcp if spec.ipv4 else None
+    unstated += tuple(name for name, field in (("dhcp_ranges", "ranges"), ("bootp_file", "bootp"),
+                                               ("bootp_server", "bootp"))
+                      if dhcp is None or field not in dhcp.model_fields_set)
+    stated = {"bandwidth": spec.bandwidth.model_dump(exclude_none=True)} if spec.bandwidth else {}
+    xml, compared, owner = _rendered("network.xml.j2", "n", n, item, ctx, unstated, stated)
+    hosts = dhcp.hosts if dhcp else []
+    dns = spec.dns
     parts = {("dhcp_hosts", h.mac): render("dhcp-host.xml.j2", h=h) for h in hosts}
-    dns_hosts = spec.dns.hosts if spec.dns else []
-    parts |= {("dns_hosts", fields.ip_key(h.ip)): render("dns-host.xml.j2", h=h) for h in dns_hosts}
+    parts |= {("dns_hosts", fields.ip_key(h.ip)): render("dns-host.xml.j2", h=h) for h in (dns.hosts if dns else [])}
+    parts |= {("dns_txt", t.name.replace(".", "_")): render("dns-txt.xml.j2", t=t) for t in (dns.txt if dns else [])}
+    parts |= {("dns_srv", f"{r.service}_{r.protocol}"): render("dns-srv.xml.j2", s=r) for r in (dns.srv if dns else [])}
+    parts |= {("portgroups", pg.name): render("portgroup.xml.j2", pg=pg).strip() for pg in spec.portgroups}
+    hosts6 = spec.ipv6.dhcp.hosts if spec.ipv6 and spec.ipv6.dhcp else []
+    parts |= {("dhcp6_hosts", fields.ip_key(h.ip)): render("dhcp6-host.xml.j2", h=h) for h in hosts6}
     declared = hosts[:item.declared_hosts] if item.declared_hosts is not None else hosts   # guests' leases: by MAC
-    return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, "active", [], parts,
-                   owner=owner, uuid=n["uuid"], index={("dhcp_hosts", h.mac): i for i, h in enumerate(declared)}
-                   | {("dns_hosts", fields.ip_key(h.ip)): i for i, h in enumerate(dns_hosts)})
+    index = {("dhcp_hosts", h.mac): i for i, h in enumerate(declared)}
+    index |= {("dns_hosts", fields.ip_key(h.ip)): i for i, h in enumerate(dns.hosts if dns else [])}
+    index |= {("dns_txt", t.name.replace(".", "_")): i for i, t in enumerate(dns.txt if dns else [])}
+    index |= {("dns_srv", f"{r.service}_{r.protocol}"): i for i, r in enumerate(dns.srv if dns else [])}
+    index |= {("portgroups", pg.name): i for i, pg in enumerate(spec.portgroups)}
+    index |= {("dhcp6_hosts", fields.ip_key(h.ip)): i for i, h in enumerate(hosts6)}
+    deps = [str(Ref(item.ref.host, "Bridge", spec.bridge))] if spec.forward == "bridge" and spec.bridge and \
+        manifest.get(item.ref.host, "Bridge", spec.bridge) else []
+    return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, "active", deps, parts,
+                   owner=owner, uuid=n["uuid"], index=index)
 
 
 def _pool_path(spec, vg: str | None) -> str | None:
@@ -291,7 +317,11 @@ def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
     path = volume_path(manifest, host, item.ref.name)
     enc = spec.encryption
     secret_uuid = _luks_secret(item, state, ctx)
-    v = {"name": item.doc.metadata.name, "capacity": spec.capacity, "format": spec.format, "backing": None,
+    # a cloud-init seed: its documents (the plan carries them, apply makes the ISO) and the ISO's size
+    docs = seed.documents(spec.cloud_init, item.ref.name) if spec.cloud_init else None
+    digests = seed.digests(docs) if docs else {}
+    capacity = seed.size(docs) if docs else spec.capacity
+    v = {"name": item.doc.metadata.name, "capacity": capacity, "format": spec.format, "backing": None,
          "allocation": None if spec.full else 0,    # left out: all of it (qcow2: with PREALLOC_METADATA)
          "permissions": spec.permissions, "secret_uuid": secret_uuid}
     v |= _backing(item, manifest) if spec.backing else {}
@@ -302,6 +332,7 @@ def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
             "source": spec.source.model_dump(exclude_none=True) if spec.source else None}
     made = {k: v for k, v in made.items() if v is not None}      # what acts when it is created
     extra = ({"made": made} if made else {}) | ({"passphrase": passphrase} if passphrase else {})
+    extra |= {"seed": digests} if digests else {}
     xml, compared, owner = _rendered("volume.xml.j2", "v", v, item, ctx, unstated, stated, extra=extra)
     deps = [str(Ref(host, "StoragePool", spec.pool))]
     deps += [str(Ref(host, "Volume", ref)) for ref in (spec.backing, spec.clone) if ref and manifest.get(host, "Volume", ref)]
@@ -313,11 +344,14 @@ def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
     if spec.clone:
         make["clone"] = dict(zip(("pool", "volume"), spec.clone.split("/", 1)))
         make["capacity"] = spec.capacity
+    if docs:
+        make["seed"] = docs
+        make["capacity"] = capacity
     if enc:
         make["secret"] = {"xml": render("volume-secret.xml.j2", uuid=secret_uuid, path=path, name=item.ref.name),
                           "usage": path, "value": enc.passphrase.token}
     return Desired(item.ref, xml, compared, owner["hash"], None, None, deps, observed=observed, owner=owner,
-                   make=make, value_digest=passphrase)
+                   make=make, value_digest=passphrase, seed=digests)
 
 
 def value_digest(value: str, uuid: str) -> str:
@@ -340,7 +374,50 @@ def secret(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
                    value_digest=extra["value"] if extra else None)
 
 
-BUILDERS = {"Secret": secret, "Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}
+def bridge_config(item: Item, instance: str) -> netconfig.BridgeConfig:
+    """What the host's network configuration keeps of a Bridge (netconfig's contract)."""
+    spec = item.spec
+    return netconfig.BridgeConfig(
+        item.ref.name, tuple(spec.ports), spec.stp, spec.forward_delay, spec.mtu, spec.vlan_filtering,
+        "dhcp" if spec.dhcp else "static" if spec.addresses else "none", tuple(str(a) for a in spec.addresses),
+        str(spec.gateway) if spec.gateway else None, str(spec.gateway6) if spec.gateway6 else None,
+        tuple(str(d) for d in spec.dns), spec.mac_from, instance)
+
+
+def bridge_files(item: Item, backend: str, instance: str, links: dict | None = None) -> dict[str, tuple[str, int]]:
+    """The configuration files `backend` keeps the Bridge in (a port's MAC read from `links`)."""
+    config = bridge_config(item, instance)
+    macs = {name: link.mac for name, link in (links or {}).items()}
+    macs |= {p: macs.get(p) or "00:00:00:00:00:00" for p in config.ports}      # paths only, when not read
+    return netconfig.files(backend, config, macs)
+
+
+def bridge(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
+    spec, host = item.spec, item.ref.host
+    backend = manifest.hosts[host].spec.network_config
+    files = bridge_files(item, backend, ctx.instance, state.links)
+    persisted = hostbridge.digest({path: text for path, (text, _) in files.items()}) if files else None
+    b = {"name": item.ref.name, "ports": spec.ports, "stp": spec.stp, "forward_delay": spec.forward_delay,
+         "mtu": spec.mtu, "vlan_filtering": spec.vlan_filtering, "addresses": [str(a) for a in spec.addresses],
+         "gateway": spec.gateway, "gateway6": spec.gateway6, "persisted": persisted}
+    unstated = tuple(name for name in ("forward_delay", "mtu", "vlan_filtering") if getattr(spec, name) is None)
+    unstated += tuple(name for name in ("ports", "addresses", "gateway", "gateway6")
+                      if name not in spec.model_fields_set or (name == "addresses" and spec.dhcp))
+    unstated += () if persisted else ("persisted",)
+    xml, compared, owner = _rendered("bridge.xml.j2", "b", b, item, ctx, unstated, extra={"files": sorted(files)})
+    want = {"name": item.ref.name, "stp": spec.stp, "forward_delay": spec.forward_delay, "mtu": spec.mtu,
+            "vlan_filtering": spec.vlan_filtering, "mac_from": spec.mac_from}
+    want |= {name: compared[name] for name in ("ports", "addresses") if name in compared}
+    want |= {name: (str(getattr(spec, name)) if getattr(spec, name) else None)
+             for name in ("gateway", "gateway6") if name in spec.model_fields_set}
+    probe = next((link.gateways["ipv4"] for name, link in sorted((state.links or {}).items())
+                  if name in state.mgmt and "ipv4" in link.gateways), None)
+    make = {"want": want, "files": {path: [text, mode] for path, (text, mode) in files.items()},
+            "backend": backend, "mgmt": sorted(state.mgmt), "probe": probe}
+    return Desired(item.ref, xml, compared, owner["hash"], None, "active", [], owner=owner, make=make)
+
+
+BUILDERS = {"Bridge": bridge, "Secret": secret, "Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}
 
 
 def build(item: Item, manifest: Manifest, state: HostState, ctx: Context | None = None) -> Desired:

@@ -725,6 +725,90 @@ def write_dhcp_range(family: str) -> Callable[[Any, str], None]:
     return write
 
 
+def write_more_ranges(node, spans: list[str] | None) -> None:
+    """The IPv4 DHCP ranges after the first, written whole (before the hosts: network.rng)."""
+    ip = _ip(node, "ipv4")
+    dhcp = ip.find("dhcp") if ip is not None else None
+    for old in (dhcp.findall("range")[1:] if dhcp is not None else []):
+        dhcp.remove(old)
+    if not spans:
+        return
+    dhcp = _dhcp(node)
+    at = len(dhcp.findall("range"))
+    for n, span in enumerate(spans):
+        start, end = span.split("-")
+        dhcp.insert(at + n, etree.Element("range", start=start, end=end))
+
+
+def write_bootp(attr: str) -> Callable[[Any, Any], None]:
+    """The IPv4 DHCP network boot file or server (<bootp> follows the hosts)."""
+    def write(node, value: str | None) -> None:
+        ip = _ip(node, "ipv4")
+        bootp = ip.find("dhcp/bootp") if ip is not None else None
+        if value is None:
+            if bootp is not None:
+                bootp.attrib.pop(attr, None)
+                if not bootp.get("file"):
+                    dhcp = bootp.getparent()
+                    dhcp.remove(bootp)
+                    xmlpath.prune(dhcp, ip)
+            return
+        (bootp if bootp is not None else etree.SubElement(_dhcp(node), "bootp")).set(attr, value)
+    return write
+
+
+def _dhcp6(node):
+    return xmlpath.ensure(_ip(node, "ipv6", make=True), ["dhcp"])
+
+
+def write_span(path: str) -> Callable[[Any, Any], None]:
+    """An element (below <forward>) with start and end attributes from `start-end`."""
+    def write(node, value: str | None) -> None:
+        if not value:
+            xmlpath.set_present(node, path, False)
+            return
+        start, end = str(value).split("-")
+        el = xmlpath.ensure(node, path.split("/"))
+        el.set("start", start)
+        el.set("end", end)
+    return write
+
+
+def write_forward_devs(node, devs: list[str] | None) -> None:
+    """The macvtap network's host interfaces (<forward><interface dev=>), written whole."""
+    forward = node.find("forward")
+    for old in ([] if forward is None else forward.findall("interface")):
+        forward.remove(old)
+    for dev in devs or []:
+        etree.SubElement(xmlpath.ensure(node, ["forward"]), "interface", dev=dev)
+
+
+def routes(node) -> list[dict]:
+    return [{"address": str(ipaddress.ip_network(f"{r.get('address')}/{r.get('prefix')}", strict=False)),
+             "gateway": r.get("gateway")} for r in node.findall("route")]
+
+
+def write_routes(node, wanted: list[dict] | None) -> None:
+    """Static routes, written whole (after the <ip> elements)."""
+    for old in node.findall("route"):
+        node.remove(old)
+    for route in wanted or []:
+        net = ipaddress.ip_network(route["address"])
+        el = etree.SubElement(node, "route", address=str(net.network_address), prefix=str(net.prefixlen),
+                              gateway=str(route["gateway"]))
+        if net.version == 6:
+            el.set("family", "ipv6")
+
+
+def dot_key(node) -> str:
+    """A DNS name as a key (a key holds no dot: _ stands for it; DNS names here have no _)."""
+    return text(node).replace(".", "_")
+
+
+def srv_key(srv) -> str:
+    return f"{srv.get('service')}_{srv.get('protocol')}"
+
+
 def ipv6_cidr(node) -> str:
     return str(ipaddress.IPv6Interface(f"{node.get('address')}/{node.get('prefix') or '64'}"))
 
@@ -985,6 +1069,45 @@ NETWORK = {
         manifest="dns.hosts", live=liverules.dns_host),
     "dns_forwarders": F(f"dns[{FORWARDER}]", lambda dns: [f.get("addr") for f in dns.xpath(FORWARDER)], default=[],
                         write=write_forwarders, manifest="dns.forwarders"),
+    "dhcp_ranges": F(f"{IPV4}/dhcp[range[2]]", lambda dhcp: [ip_range(r) for r in dhcp.findall("range")[1:]],
+                     default=[], write=write_more_ranges, manifest="ipv4.dhcp.ranges",
+                     adopt=lambda spans: [s.split("-") for s in spans] or None),
+    "bootp_file": F(f"{IPV4}/dhcp/bootp/@file", write=write_bootp("file"), manifest="ipv4.dhcp.bootp.file"),
+    "bootp_server": F(f"{IPV4}/dhcp/bootp/@server", write=write_bootp("server"), manifest="ipv4.dhcp.bootp.server"),
+    "dhcp6_hosts": Items(f"{IPV6}/dhcp/host", "@ip", {
+        "name": F("@name"),
+        "id": F("@id"),
+    }, key_conv=ip_key, parent=_dhcp6, manifest="ipv6.dhcp.hosts", key_field="ip"),
+    "dns_txt": Items("dns/txt", "@name", {"value": F("@value")}, key_conv=dot_key,
+                     key_fields=lambda key: {"name": key.replace("_", ".")}, parent=lambda root: xmlpath.ensure(root, ["dns"]),
+                     manifest="dns.txt", live=liverules.dns_record("dns-txt")),
+    "dns_srv": Items("dns/srv", ".", {
+        "domain": F("@domain"),
+        "target": F("@target"),
+        "port": F("@port", int),
+        "priority": F("@priority", int),
+        "weight": F("@weight", int),
+    }, key_conv=srv_key, key_fields=lambda key: dict(zip(("service", "protocol"), key.rsplit("_", 1))),
+        parent=lambda root: xmlpath.ensure(root, ["dns"]), manifest="dns.srv", live=liverules.dns_record("dns-srv")),
+    "forward_dev": F("forward[@mode='nat' or @mode='route']/@dev",      # macvtap's is its first interface
+                     write=lambda node, dev: xmlpath.set_value(node, "forward/@dev", dev)),
+    "nat": {"addresses": F("forward/nat/address", ip_range, write=write_span("forward/nat/address"),
+                           adopt=lambda s: s.split("-")),
+            "ports": F("forward/nat/port", ip_range, write=write_span("forward/nat/port"),
+                       adopt=lambda s: [int(p) for p in s.split("-")])},
+    "interfaces": L("forward[@mode='bridge' or @mode='vepa' or @mode='private' or @mode='passthrough']"  # nat:
+                    "/interface/@dev", write=write_forward_devs),          # libvirt's copy of forward/@dev
+    "pf": F("forward/pf/@dev"),
+    "routes": F("self::network[route]", routes, default=[], write=write_routes),
+    "portgroups": Items("portgroup", "@name", {
+        "default": F("@default", yes_no, default=False, write=write_yes_no("@default")),
+        "vlan": F("vlan[tag]", nic_vlan, write=write_vlan),
+        "bandwidth": {way: {part: F(f"bandwidth/{way}/@{part}", int) for part in ("average", "peak", "burst")}
+                      for way in ("inbound", "outbound")},
+    }, parent=lambda root: root, key_field="name", live=liverules.portgroup),
+    "bandwidth": {way: {part: F(f"bandwidth/{way}/@{part}", int) for part in ("average", "peak", "burst")}
+                  for way in ("inbound", "outbound")},
+    "virtualport": F("virtualport/@type"),
 }
 
 DEVICE_PATHS = "source/device[starts-with(@path, '/')]"       # block devices (an iSCSI target is an IQN)
@@ -1054,9 +1177,16 @@ POOL = {
     },
 }
 
+def volume_format(node) -> str:
+    """A volume's format: libvirt's probe names a file that holds an ISO 9660 image (a cloud-init
+    seed) `iso`; it is a raw image (QEMU reads it as raw)."""
+    found = text(node)
+    return "raw" if found == "iso" else found
+
+
 VOLUME = {
     "capacity": F("capacity", size, required=True, adopt=human_size),
-    "format": F("target/format/@type", default="raw", required=True),
+    "format": F("target/format/@type", volume_format, default="raw", required=True),
     "backing": F("backingStore/path", path),
     "encryption": F("target/encryption/@format", manifest="encryption.format"),
     "permissions": {
@@ -1086,7 +1216,20 @@ SECRET = {
     "ephemeral": F("@ephemeral", yes_no, default=False, write=write_yes_no("@ephemeral")),
 }
 
-TABLES = {"Secret": SECRET, "Guest": DOMAIN, "Network": NETWORK, "StoragePool": POOL, "Volume": VOLUME}
+# A host bridge: the tool's own document of it (hostbridge.py reads the kernel's links into it).
+BRIDGE = {
+    "ports": L("port/@name"),
+    "stp": F("stp/@state", on_off, default=False),
+    "forward_delay": F("stp/@forward_delay", int),
+    "mtu": F("mtu/@size", int, adopt=lambda mtu: mtu if mtu != 1500 else None),      # adopt leaves out
+    "vlan_filtering": F("vlan_filtering/@state", on_off, adopt=lambda on: on or None),  # the kernel's defaults
+    "addresses": L("ip/@cidr"),
+    "gateway": F("route[@family='ipv4']/@gateway"),
+    "gateway6": F("route[@family='ipv6']/@gateway"),
+    "persisted": F("persisted/@digest", derived=True),
+}
+
+TABLES = {"Bridge": BRIDGE, "Secret": SECRET, "Guest": DOMAIN, "Network": NETWORK, "StoragePool": POOL, "Volume": VOLUME}
 
 
 def declaration(kind: str, parts):

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import fields, hostnet
+from . import fields, hostnet, netconfig
 from .errors import Diagnostic
 from .live import HostState
 from .manifest import Item
@@ -47,10 +47,17 @@ def _guest(item: Item, state: HostState) -> list[Diagnostic]:
     return out
 
 
-def _network(item: Item, state: HostState) -> list[Diagnostic]:
-    spec, known = item.spec, state.facts.interfaces
-    if spec.forward != "bridge" or known is None:
+def _network(item: Item, state: HostState, known: dict | None) -> list[Diagnostic]:
+    spec = item.spec
+    if known is None:
         return []
+    devices = [(("spec", "interfaces", n), dev) for n, dev in enumerate(spec.interfaces)]
+    devices += [(("spec", "pf"), spec.pf)] if spec.pf else []
+    devices += [(("spec", "forward_dev"), spec.forward_dev)] if spec.forward_dev else []
+    missing = [_diag(item, where, f"host {state.host!r} has no interface {dev!r}") for where, dev in devices
+               if dev not in known]
+    if missing or spec.forward != "bridge" or not spec.bridge:
+        return missing
     if spec.bridge not in known:
         bridges = ", ".join(sorted(n for n, t in known.items() if t == "bridge")) or "none"
         return [_diag(item, ("spec", "bridge"), f"host {state.host!r} has no interface {spec.bridge!r} "
@@ -114,9 +121,9 @@ def _local_files(item: Item, state: HostState) -> list[Diagnostic]:
     return out
 
 
-def _nic_links(item: Item, state: HostState) -> list[Diagnostic]:
+def _nic_links(item: Item, state: HostState, known: dict | None) -> list[Diagnostic]:
     """The host bridge or interface a running guest's NIC sits on exists (and a bridge is one)."""
-    known, out = state.facts.interfaces, []
+    out = []
     if known is None:
         return out
     for n, nic in enumerate(item.spec.interfaces):
@@ -182,16 +189,36 @@ def _raw_volumes(items: list[Item], state: HostState) -> list[Diagnostic]:
     return out
 
 
-def problems(items: list[Item], state: HostState) -> list[Diagnostic]:
+def _bridge(item: Item, state: HostState, network_config: str, instance: str) -> list[Diagnostic]:
+    """What the host's network configuration cannot keep, and ports the host lacks."""
+    from .desired import bridge_config
+    out = [_diag(item, ("spec",), f"{why} ({network_config})")
+           for why in netconfig.problems(bridge_config(item, instance), network_config)]
+    if item.spec.dhcp and network_config == "runtime":
+        out.append(_diag(item, ("spec", "dhcp"), "a DHCP address is the host's network configuration's: set Host "
+                                                 "spec.network_config (runtime runs no DHCP client)"))
+    for n, port in enumerate(item.spec.ports):
+        if state.links is not None and port not in state.links:
+            out.append(_diag(item, ("spec", "ports", n), f"host {state.host!r} has no interface {port!r}"))
+    return out
+
+
+def problems(items: list[Item], state: HostState, network_config: str = "runtime",
+             instance: str = "default") -> list[Diagnostic]:
     """Everything in `items` (one host's objects) that this host would refuse."""
     out = []
     local = hostnet.is_local(state.uri)
+    known = state.facts.interfaces        # with the declared Bridges: made before the objects on them
+    if known is not None:
+        known = known | {i.ref.name: "bridge" for i in items if i.ref.kind == "Bridge"}
     for item in items:
         if item.ref.kind == "Guest":
             out += _guest(item, state) + (_boot_needs(item, state) if local else [])
-            out += _nic_links(item, state) if item.spec.state != "shutoff" else []
+            out += _nic_links(item, state, known) if item.spec.state != "shutoff" else []
         elif item.ref.kind == "Network":
-            out += _network(item, state)
+            out += _network(item, state, known)
+        elif item.ref.kind == "Bridge":
+            out += _bridge(item, state, network_config, instance)
         if local:
             out += _local_files(item, state)
     return out + _raw_volumes(items, state)

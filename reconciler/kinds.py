@@ -19,7 +19,7 @@ class Kind:
     name: str
     table: dict                 # element declarations (fields.TABLES)
     spec: type[BaseModel]       # the manifest model of its spec
-    rng: str                    # libvirt's RelaxNG schema of its XML
+    rng: str                    # libvirt's RelaxNG schema of its XML ('': no libvirt object)
     marker: bool                # its ownership record is a marker in its own <metadata> (else: inventory)
     not_live: str               # how a change without a live rule reaches the running object
     delete_impact: str          # what deleting it costs (plan impact)
@@ -27,6 +27,9 @@ class Kind:
 
 
 KINDS = {k.name: k for k in (
+    Kind("Bridge", fields.BRIDGE, models.BridgeSpec, "", False,
+         "changed live through netlink (a port carrying the host's management address: disruptive, with "
+         "rollback)", "disruptive", "its ports are released"),
     Kind("Secret", fields.SECRET, models.SecretSpec, "secret.rng", False,
          "redefined in place, its value kept (ephemeral, or private to readable: defined again)", "destructive", "its value is lost"),
     Kind("Network", fields.NETWORK, models.NetworkSpec, "network.rng", True,

@@ -105,6 +105,33 @@ def dns_host(ch: LiveChange) -> Op | None:
     return Op(OpName.NETWORK_UPDATE, {"command": command, "section": "dns-host", "xml": xml, "mac": ""})
 
 
+def dns_record(section: str):
+    """TXT and SRV records are added and removed with virNetworkUpdate; libvirt cannot modify one
+    in place, so a record whose fields change restarts the network."""
+    def rule(ch: LiveChange) -> Op | None:
+        if len(ch.parts) != 2 or (ch.before is None) == (ch.after is None):
+            return None
+        xml = ch.xml if ch.before is None else ch.element
+        return None if xml is None else Op(OpName.NETWORK_UPDATE, {"command": "add" if ch.before is None else "delete",
+                                                                  "section": section, "xml": xml, "mac": ""})
+    rule.__doc__ = dns_record.__doc__
+    return rule
+
+
+def portgroup(ch: LiveChange) -> Op | None:
+    """A portgroup is added, changed (whole) and removed with virNetworkUpdate; NICs already
+    plugged keep their settings until they are plugged again."""
+    name = ch.parts[1]
+    planned = next((o for o in ch.ops if o.args.get("section") == "portgroup" and o.args.get("mac") == name), None)
+    if planned is not None:
+        return planned
+    whole = len(ch.parts) == 2
+    command = "add" if whole and ch.before is None else "delete" if whole and ch.after is None else "modify"
+    xml = ch.element if command == "delete" else ch.xml
+    return None if xml is None else Op(OpName.NETWORK_UPDATE, {"command": command, "section": "portgroup",
+                                                               "xml": xml, "mac": name})
+
+
 _DHCP_COMMANDS = {(True, False): "add", (False, True): "delete", (False, False): "modify"}
 
 

@@ -211,7 +211,7 @@ def _volume_refs(manifest: Manifest, item: Item) -> list[Diagnostic]:
                                                  "volumes are the device's partitions or the target's LUNs, not "
                                                  "made by the tool; a guest's disk names one as pool/volume"))
     source = manifest.get(item.ref.host, "Volume", item.spec.clone) if item.spec.clone else None
-    if source and source.spec.capacity > item.spec.capacity:
+    if source and source.spec.capacity is not None and source.spec.capacity > item.spec.capacity:
         out.append(_diag(item, ("spec", "capacity"), f"a clone is at least as big as Volume {item.spec.clone!r} "
                                                      f"({source.spec.capacity} bytes)"))
     backing = item.spec.backing

@@ -4,10 +4,11 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
                       PlainValidator, ValidationInfo, WithJsonSchema, field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
 from . import secretref, uris
 from .deadline import DEFAULT_TIMEOUT
@@ -143,6 +144,10 @@ class HostSpec(Strict):
     prune: bool = Field(False, description="delete owned objects that left the manifests (as --prune)")
     timeout: float = Field(DEFAULT_TIMEOUT, gt=0, le=86400, description="seconds the host may take to connect and to "
                                                             "be read; past it, its part of the run fails")
+    network_config: Literal["ifupdown", "networkd", "nm", "wicked", "runtime"] = Field(
+        "runtime", description="where the host's Bridges are kept so that they survive a reboot: ifupdown "
+                               "(/etc/network/interfaces.d), systemd-networkd, NetworkManager keyfiles, wicked "
+                               "ifcfg files, or runtime (made now only: gone at the next boot)")
 
     @field_validator("uri")
     @classmethod
@@ -153,6 +158,45 @@ class HostSpec(Strict):
         return uri
 
 
+# --- Bridge -----------------------------------------------------------------------------------
+
+class BridgeSpec(Strict):
+    """A Linux bridge of the host (guide 9.1.1): made now through netlink and kept in the host's
+    network configuration (Host spec.network_config)."""
+
+    ports: list[IfName] = Field([], description="the interfaces it bridges: NICs, bonds, VLANs (parent.VID); "
+                                                "written whole")
+    stp: bool = Field(False, description="spanning tree")
+    forward_delay: int | None = Field(None, ge=0, le=30, description="seconds (2-30 with STP)")
+    mtu: int | None = Field(None, ge=68, le=65535, description="of the bridge and its ports")
+    vlan_filtering: bool | None = Field(None, description="VLAN-aware bridge")
+    dhcp: bool = Field(False, description="the host's address on it comes from DHCP (kept in the network "
+                                          "configuration; not a runtime backend's)")
+    addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = Field(
+        [], description="the host's static addresses on it (a port's same address moves to the bridge)")
+    gateway: ipaddress.IPv4Address | None = Field(None, description="the default IPv4 route through it")
+    gateway6: ipaddress.IPv6Address | None = Field(None, description="the default IPv6 route through it")
+    dns: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = Field([], description="DNS servers (network "
+                                                                                     "configuration only)")
+    mac_from: IfName | None = Field(None, description="a port whose MAC the bridge takes (DHCP keeps the "
+                                                      "host's lease)")
+    protect: bool = Field(False, description="refuse to delete it when it leaves the manifests")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "BridgeSpec":
+        if self.dhcp and self.addresses:
+            raise ValueError("addresses or dhcp: the host's address is static or from DHCP, not both")
+        if (self.gateway or self.gateway6) and not self.addresses:
+            raise ValueError("a gateway needs a static address on the bridge (addresses)")
+        if self.stp and self.forward_delay is not None and self.forward_delay < 2:
+            raise ValueError("with STP, forward_delay is 2-30 s")
+        if self.mac_from is not None and self.mac_from not in self.ports:
+            raise ValueError(f"mac_from {self.mac_from} is not one of the ports")
+        if len(set(self.ports)) != len(self.ports):
+            raise ValueError("a port is listed twice")
+        return self
+
+
 # --- Network ----------------------------------------------------------------------------------
 
 class DhcpHost(Strict):
@@ -161,9 +205,18 @@ class DhcpHost(Strict):
     name: DnsName | None = None
 
 
+class Bootp(Strict):
+    file: str = Field(pattern=r"^[^\s'\"<>&]{1,255}$", description="the boot file PXE clients load (pxelinux.0, "
+                                                                     "ipxe.efi...)")
+    server: ipaddress.IPv4Address | None = Field(None, description="the TFTP server (default: the network's address)")
+
+
 class Dhcp(Strict):
     range: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = None
+    ranges: list[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]] = Field(
+        [], description="more ranges after `range`")
     hosts: list[DhcpHost] = []
+    bootp: Bootp | None = Field(None, description="network boot (PXE): the file and server DHCP hands out")
 
 
 class IPv4(Strict):
@@ -173,12 +226,15 @@ class IPv4(Strict):
     @model_validator(mode="after")
     def _dhcp_inside_subnet(self) -> "IPv4":
         net = self.address.network
-        if self.dhcp and self.dhcp.range:
-            start, end = self.dhcp.range
+        if self.dhcp and self.dhcp.ranges and not self.dhcp.range:
+            raise ValueError("dhcp.ranges are more ranges after dhcp.range: state range first")
+        spans = [("dhcp.range", self.dhcp.range)] if self.dhcp and self.dhcp.range else []
+        spans += [(f"dhcp.ranges[{n}]", r) for n, r in enumerate(self.dhcp.ranges if self.dhcp else [])]
+        for label, (start, end) in spans:
             if start not in net or end not in net:
-                raise ValueError(f"dhcp.range {start}-{end} is not inside {net}")
+                raise ValueError(f"{label} {start}-{end} is not inside {net}")
             if start > end:
-                raise ValueError(f"dhcp.range starts after it ends ({start} > {end})")
+                raise ValueError(f"{label} starts after it ends ({start} > {end})")
         for host in self.dhcp.hosts if self.dhcp else []:
             if host.ip not in net:
                 raise ValueError(f"dhcp host {host.mac} ip {host.ip} is not inside {net}")
@@ -190,8 +246,21 @@ class IPv4(Strict):
         return self
 
 
+class Dhcp6Host(Strict):
+    ip: ipaddress.IPv6Address
+    name: DnsName | None = Field(None, description="the client's host name (DHCPv6 clients are matched by it or id)")
+    id: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$", description="the client's DUID")
+
+    @model_validator(mode="after")
+    def _named(self) -> "Dhcp6Host":
+        if self.name is None and self.id is None:
+            raise ValueError("a DHCPv6 host is matched by its name or id: give one")
+        return self
+
+
 class Dhcp6(Strict):
     range: tuple[ipaddress.IPv6Address, ipaddress.IPv6Address] | None = None
+    hosts: list[Dhcp6Host] = Field([], description="static DHCPv6 leases, keyed by ip")
 
 
 class IPv6(Strict):
@@ -206,6 +275,12 @@ class IPv6(Strict):
             start, end = self.dhcp.range
             if start not in net or end not in net or start > end:
                 raise ValueError(f"dhcp.range {start}-{end} is not an ascending range inside {net}")
+        for host in self.dhcp.hosts if self.dhcp else []:
+            if host.ip not in net:
+                raise ValueError(f"dhcp host ip {host.ip} is not inside {net}")
+        ips = [h.ip for h in self.dhcp.hosts] if self.dhcp else []
+        if len(ips) != len(set(ips)):
+            raise ValueError("dhcp hosts repeat an ip")
         return self
 
 
@@ -214,9 +289,26 @@ class DnsHost(Strict):
     names: list[DnsName] = Field(min_length=1, description="the host's names (the first is its name)")
 
 
+class DnsTxt(Strict):
+    name: DnsName
+    value: str = Field(pattern=r"^[^\n\r<>&\"']{1,255}$")
+
+
+class DnsSrv(Strict):
+    service: str = Field(pattern=r"^[A-Za-z0-9-]{1,63}$", description="e.g. ldap")
+    protocol: Literal["tcp", "udp"]
+    domain: DnsName | None = None
+    target: DnsName | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    priority: int | None = Field(None, ge=0, le=65535)
+    weight: int | None = Field(None, ge=0, le=65535)
+
+
 class Dns(Strict):
     domain: DnsName | None = Field(None, description="the network's domain: guests' names resolve in it, and "
                                                      "only here (localOnly)")
+    txt: list[DnsTxt] = Field([], description="TXT records, keyed by name; added and removed live")
+    srv: list[DnsSrv] = Field([], description="SRV records, keyed by service and protocol; added and removed live")
     hosts: list[DnsHost] = Field([], description="names dnsmasq answers for, keyed by ip; added and removed live")
     forwarders: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = Field(
         [], description="DNS servers dnsmasq asks for other names (default: the host's resolv.conf)")
@@ -229,9 +321,69 @@ class Dns(Strict):
         return self
 
 
+class BandwidthLimit(Strict):
+    average: int = Field(ge=1, le=2**32 - 1, description="KiB/s")
+    peak: int | None = Field(None, ge=1, le=2**32 - 1, description="KiB/s")
+    burst: int | None = Field(None, ge=1, le=2**32 - 1, description="KiB sent at peak")
+
+
+class Bandwidth(Strict):
+    """QoS (libvirt's <bandwidth>, tc on the host): of a NIC, a portgroup or a whole network."""
+
+    inbound: BandwidthLimit | None = None
+    outbound: BandwidthLimit | None = None
+
+
+class Route(Strict):
+    address: ipaddress.IPv4Network | ipaddress.IPv6Network = Field(description="the destination, e.g. 10.9.0.0/16")
+    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address = Field(description="the router on this network")
+
+    @model_validator(mode="after")
+    def _family(self) -> "Route":
+        if self.address.version != self.gateway.version:
+            raise ValueError(f"route {self.address} and its gateway {self.gateway} are of different families")
+        return self
+
+
+class Nat(Strict):
+    addresses: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = Field(
+        None, description="the host's public addresses guests' traffic leaves from [start, end]")
+    ports: tuple[int, int] | None = Field(None, description="the source ports NAT uses [start, end] "
+                                                            "(libvirt: 1024-65535)")
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, ports):
+        if ports is not None and not (1 <= ports[0] <= ports[1] <= 65535):
+            raise ValueError("ports is an ascending [start, end] within 1-65535")
+        return ports
+
+
+class Portgroup(Strict):
+    name: Name
+    default: bool | None = Field(None, description="NICs naming no portgroup get this one")
+    vlan: list[Annotated[int, Field(ge=0, le=4095)]] = Field([], description="the VLAN tags (one: access; more: trunk)")
+    bandwidth: Bandwidth | None = None
+
+
+MACVTAP = ("bridge", "vepa", "private", "passthrough")
+
+
 class NetworkSpec(Strict):
-    forward: Literal["nat", "route", "open", "isolated", "bridge"] = "nat"
+    forward: Literal["nat", "route", "open", "isolated", "bridge", "vepa", "private", "passthrough", "hostdev"] = "nat"
     bridge: IfName | None = Field(None, description="bridge device; with forward: bridge, an existing host bridge")
+    interfaces: list[IfName] = Field([], description="macvtap (forward bridge without a bridge, vepa, private, "
+                                                     "passthrough): the host interfaces guests' NICs sit on")
+    pf: IfName | None = Field(None, description="forward: hostdev: the SR-IOV physical function whose virtual "
+                                                "functions guests' NICs get")
+    forward_dev: IfName | None = Field(None, description="nat, route: the only host interface traffic leaves by")
+    nat: Nat | None = Field(None, description="forward: nat: the addresses and ports NAT uses")
+    routes: list[Route] = Field([], description="static routes through a router on this network")
+    portgroups: list[Portgroup] = Field([], description="named NIC settings (VLAN, bandwidth) guests' NICs pick "
+                                                        "with portgroup; keyed by name, changed live")
+    bandwidth: Bandwidth | None = Field(None, description="QoS of the whole network")
+    virtualport: Literal["openvswitch"] | None = Field(None, description="forward: bridge: the bridge is an Open "
+                                                                         "vSwitch bridge")
     ipv4: IPv4 | None = None
     ipv6: IPv6 | None = Field(None, description="an IPv6 subnet (dual stack with ipv4)")
     dns: Dns | None = Field(None, description="dnsmasq's DNS: domain, host names, forwarders")
@@ -241,13 +393,27 @@ class NetworkSpec(Strict):
 
     @model_validator(mode="after")
     def _forward_needs(self) -> "NetworkSpec":
-        if self.forward == "bridge":
-            if not self.bridge:
-                raise ValueError("forward: bridge needs 'bridge', the name of an existing host bridge")
-            if self.ipv4 or self.ipv6 or self.dns:
-                raise ValueError("forward: bridge networks have no ipv4, ipv6 or dns: the host bridge's LAN serves them")
-        elif self.forward in ("nat", "route") and not self.ipv4:
+        macvtap = self.forward in MACVTAP and not self.bridge
+        if self.forward == "bridge" and not self.bridge and not self.interfaces:
+            raise ValueError("forward: bridge needs 'bridge' (an existing host bridge) or 'interfaces' (macvtap)")
+        if self.forward in ("vepa", "private", "passthrough") and not self.interfaces:
+            raise ValueError(f"forward: {self.forward} (macvtap) needs 'interfaces'")
+        if self.forward == "hostdev" and not self.pf:
+            raise ValueError("forward: hostdev needs 'pf', the SR-IOV physical function")
+        if self.forward in MACVTAP + ("hostdev",) and (self.ipv4 or self.ipv6 or self.dns or self.routes):
+            raise ValueError(f"forward: {self.forward} networks have no ipv4, ipv6, dns or routes: the host's LAN "
+                             "serves them")
+        if self.forward in ("nat", "route") and not self.ipv4:
             raise ValueError(f"forward: {self.forward} needs ipv4")
+        for name, allowed in (("interfaces", macvtap), ("pf", self.forward == "hostdev"),
+                              ("forward_dev", self.forward in ("nat", "route")), ("nat", self.forward == "nat"),
+                              ("virtualport", self.forward == "bridge" and bool(self.bridge))):
+            if getattr(self, name) not in (None, []) and not allowed:
+                raise ValueError(f"{name} does not go with forward: {self.forward}"
+                                 + (" and a bridge" if name == "interfaces" and self.bridge else ""))
+        names = [p.name for p in self.portgroups]
+        if len(names) != len(set(names)) or sum(bool(p.default) for p in self.portgroups) > 1:
+            raise ValueError("portgroups repeat a name, or more than one is the default")
         return self
 
 
@@ -405,10 +571,76 @@ class VolumeEncryption(Strict):
 VOLUME_REF = NAME_PATTERN.replace("$", "") + "/" + NAME_PATTERN[1:]
 
 
+class CloudInit(Strict):
+    """A cloud-init NoCloud seed (seed.py makes its ISO, label cidata). Its documents are kept in
+    clear text in saved plans (the volume's record keeps their digests): they must not hold secrets."""
+
+    user_data: dict[str, Any] | str = Field(
+        {}, description="user-data: a mapping, written as #cloud-config YAML, or a text starting with "
+                        "#cloud-config or #! (a script). Kept in saved plans in clear text: no secrets "
+                        "(a hashed password, SSH public keys)")
+    meta_data: dict[str, Any] = Field(
+        {}, description="meta-data: instance-id (default: pool/volume) and local-hostname (optional), and any "
+                        "other NoCloud key")
+    network_config: dict[str, Any] | None = Field(
+        None, description="network-config version 2 (ethernets, bonds, bridges, vlans...), written with "
+                          "version: 2; left out: the image's default (DHCP on the first NIC)")
+
+    @field_validator("user_data", mode="before")
+    @classmethod
+    def _text_or_mapping(cls, value):
+        if not isinstance(value, (str, dict)):
+            raise ValueError("user-data is a mapping (written as #cloud-config YAML) or a text")
+        return value
+
+    @field_validator("user_data")
+    @classmethod
+    def _header(cls, value):
+        if isinstance(value, str) and not value.startswith(("#cloud-config", "#!")):
+            raise ValueError("user-data as text starts with #cloud-config (YAML) or #! (a script); or write "
+                             "it as a mapping")
+        return value
+
+    @field_validator("meta_data")
+    @classmethod
+    def _meta(cls, value: dict) -> dict:
+        instance = value.get("instance-id")
+        if "instance-id" in value and (not isinstance(instance, str) or not instance.strip()):
+            raise ValueError("instance-id is a non-empty string")
+        if "local-hostname" in value:
+            host = value["local-hostname"]
+            if not isinstance(host, str):
+                raise ValueError("local-hostname is a string")
+            try:
+                _dns_name(host)
+            except ValueError as exc:
+                raise ValueError(f"local-hostname: {exc}") from None
+        return value
+
+    @field_validator("network_config")
+    @classmethod
+    def _v2(cls, value: dict | None) -> dict | None:
+        if value is None:
+            return value
+        if "network" in value:
+            raise ValueError("write the version 2 keys (ethernets, bonds...) directly, without 'network:'")
+        if value.get("version", 2) != 2:
+            raise ValueError("network_config is network-config version 2 (version: 2)")
+        return value
+
+
+SEED_EXCLUDES = ("backing", "source", "clone", "encryption", "allocation")
+
+
 class VolumeSpec(Strict):
     pool: Name
-    format: Literal["qcow2", "raw"] = "qcow2"
-    capacity: Size
+    # before format and capacity: their checks (and the others') know a seed
+    cloud_init: CloudInit | None = Field(None, description="a cloud-init NoCloud seed: the volume is an ISO "
+                                                           "image (raw; its capacity is the image's size) "
+                                                           "holding these documents, in clear text")
+    format: Literal["qcow2", "raw"] = Field("qcow2", description="qcow2, or raw (a cloud_init seed is raw)")
+    capacity: Size | None = Field(None, validate_default=True,
+                                  description="required, except for a cloud_init seed (its image's size)")
     backing: str | None = Field(None, pattern=VOLUME_REF,
                                 description="pool/volume: a qcow2 overlay on this volume (a cloud image), which "
                                             "it only reads; the overlay holds the guest's writes")
@@ -426,9 +658,38 @@ class VolumeSpec(Strict):
     protect: bool = Field(True, description="refuse to delete it (and its data) when it leaves the "
                                             "manifests; set false, apply, then remove it to allow that")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_is_raw(cls, data):
+        if isinstance(data, dict) and data.get("cloud_init") is not None and "format" not in data:
+            return {**data, "format": "raw"}
+        return data
+
+    @field_validator("format")
+    @classmethod
+    def _seed_format(cls, fmt: str, info: ValidationInfo) -> str:
+        if info.data.get("cloud_init") is not None and fmt != "raw":
+            raise ValueError("a cloud_init seed is an ISO image: format raw")
+        return fmt
+
+    @field_validator(*SEED_EXCLUDES)
+    @classmethod
+    def _not_seed(cls, value, info: ValidationInfo):
+        if value is not None and info.data.get("cloud_init") is not None:
+            raise ValueError(f"a cloud_init seed is made from its documents (an ISO image), not with "
+                             f"{info.field_name}")
+        return value
+
     @field_validator("capacity")
     @classmethod
-    def _fits(cls, capacity: int, info: ValidationInfo) -> int:
+    def _fits(cls, capacity: int | None, info: ValidationInfo) -> int | None:
+        seed = info.data.get("cloud_init")
+        if capacity is None:
+            if seed is None and "cloud_init" in info.data:     # (a wrong cloud_init has its own error)
+                raise PydanticCustomError("missing", "Field required")
+            return capacity
+        if seed is not None:
+            raise ValueError("a cloud_init seed's capacity is its ISO image's size: leave capacity out")
         if capacity <= 0:
             raise ValueError("capacity must be more than 0")
         fmt = info.data.get("format", "qcow2")
@@ -443,7 +704,8 @@ class VolumeSpec(Strict):
     @property
     def full(self) -> bool:
         """A new volume takes all of its capacity (raw made empty, unless allocation says otherwise)."""
-        return (self.allocation or ("full" if self.format == "raw" and not self.source else "sparse")) == "full"
+        empty = not self.source and self.cloud_init is None
+        return (self.allocation or ("full" if self.format == "raw" and empty else "sparse")) == "full"
 
     @model_validator(mode="after")
     def _overlay(self) -> "VolumeSpec":
@@ -905,17 +1167,6 @@ class Hostdev(Strict):
         return f"usb:{u.vendor}:{u.product}" if u.vendor else f"usb:{u.bus}/{u.device}"
 
 
-class BandwidthLimit(Strict):
-    average: int = Field(ge=1, le=2**32 - 1, description="KiB/s")
-    peak: int | None = Field(None, ge=1, le=2**32 - 1, description="KiB/s")
-    burst: int | None = Field(None, ge=1, le=2**32 - 1, description="KiB sent at peak")
-
-
-class Bandwidth(Strict):
-    inbound: BandwidthLimit | None = None
-    outbound: BandwidthLimit | None = None
-
-
 class MemoryBacking(Strict):
     source: Literal["memfd", "anonymous", "file"] | None = Field(None, description="memfd: what virtiofs needs")
     access: Literal["shared", "private"] | None = Field(None, description="shared: what virtiofs needs")
@@ -1267,6 +1518,12 @@ class HostDoc(Strict):
     spec: HostSpec
 
 
+class BridgeDoc(Strict):
+    kind: Literal["Bridge"]
+    metadata: Metadata
+    spec: BridgeSpec
+
+
 class NetworkDoc(Strict):
     kind: Literal["Network"]
     metadata: Metadata
@@ -1323,7 +1580,7 @@ class GuestSetDoc(Strict):
 
 
 DOC_MODELS = {m.model_fields["kind"].annotation.__args__[0]: m
-              for m in (HostDoc, SecretDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc)}
-Document = Annotated[Union[HostDoc, SecretDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc],
+              for m in (HostDoc, BridgeDoc, SecretDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc)}
+Document = Annotated[Union[HostDoc, BridgeDoc, SecretDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc],
                      Field(discriminator="kind")]
 KINDS = tuple(DOC_MODELS)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import (desired, drift, edit as edit_mod, fields, gitinfo, hostcheck, loader, locking, manifest as manifest_mod, ownership,
-               planners, rng)
+from . import (desired, drift, edit as edit_mod, gitinfo, hostbridge, hostcheck, hostnet, loader, locking,
+               manifest as manifest_mod, ownership, planners, rng)
 from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Progress, Result, Silent, apply
 from .errors import PlanError, ReconcilerError
@@ -28,6 +28,8 @@ class Target:
     instance: str = "default"
     timeout: float = DEFAULT_TIMEOUT
     secure: bool = False        # guests state passwords: read them (a read-write connection; still read only)
+    bridges: bool = False           # Bridges are declared (a remote host's bridges are read only then)
+    network_config: str = "runtime"     # where the host keeps its bridges (Host spec.network_config)
 
 
 @dataclass
@@ -52,7 +54,9 @@ def hosts_of(manifest: Manifest, only: str | None) -> dict[str, str]:
 def targets(manifest: Manifest, hosts: dict[str, str]) -> dict[str, Target]:
     return {name: Target(uri, manifest.hosts[name].spec.instance, manifest.hosts[name].spec.timeout,
                          any(i.ref.kind == "Guest" and i.spec.graphics and i.spec.graphics.password
-                             for i in manifest.for_host(name)))
+                             for i in manifest.for_host(name)),
+                         any(i.ref.kind == "Bridge" for i in manifest.for_host(name)),
+                         manifest.hosts[name].spec.network_config)
             for name, uri in hosts.items()}
 
 
@@ -62,9 +66,13 @@ def read_host(name: str, target: Target, volume_pools=lambda state: set()) -> Ho
     from .adapter import Host
     conn = Host(name, target.uri, readonly=not target.secure, timeout=target.timeout)
     try:
-        return sort_out_broken(conn.observe(volume_pools))
+        state = sort_out_broken(conn.observe(volume_pools))
     finally:
         conn.close()
+    owned = ownership.records(state, target.instance)   # host bridges: read on this machine, remotely when named
+    if hostnet.is_local(target.uri) or target.bridges or any(kind == "Bridge" for kind, _ in owned):
+        hostbridge.observe(state, target.uri, target.network_config, target.instance)
+    return state
 
 
 def observe_host(manifest: Manifest, name: str, uri: str) -> HostState:
@@ -123,7 +131,8 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
         owned = ownership.records(state, instance)
         items = _readable(plan, manifest.for_host(host), state)
         problems += _conflicts(host, instance, items, state, owned)
-        problems += [str(d) for d in hostcheck.problems(items, state)]
+        problems += [str(d) for d in hostcheck.problems(items, state, manifest.hosts[host].spec.network_config,
+                                                        instance)]
         for item in items:
             want = desired.build(item, manifest, state, ctx)
             key = (item.ref.kind, item.ref.name)
@@ -192,6 +201,7 @@ def _prune(plan: Plan, host: str, items, owned, state: HostState, options: PlanO
 
 
 _PASSWD = re.compile(r"""\spasswd=(['"]).*?\1""")      # never hashed into a saved plan (nor read read-only)
+_PERSISTED = re.compile(r"<persisted [^>]*/>")        # a Bridge's files: read only with the manifests
 
 
 def fingerprints(host: str, state: HostState) -> dict[str, str]:
@@ -200,7 +210,7 @@ def fingerprints(host: str, state: HostState) -> dict[str, str]:
     out = {}
     for (kind, name), obj in state.objects.items():
         live_marker = ownership.read_marker(obj.live_root)
-        blob = "\0".join([_PASSWD.sub("", obj.xml), str(obj.active), str(obj.autostart), live_marker.hash if live_marker else ""])
+        blob = "\0".join([_PERSISTED.sub("", _PASSWD.sub("", obj.xml)), str(obj.active), str(obj.autostart), live_marker.hash if live_marker else ""])
         out[f"{host}/{kind}/{name}"] = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return out
 

@@ -74,6 +74,9 @@ class OpName(str, Enum):
     DEFINE_SECRET = "define_secret"
     SET_SECRET_VALUE = "set_secret_value"
     SET_VOLUME_PERMISSIONS = "set_volume_permissions"
+    BRIDGE_APPLY = "bridge_apply"
+    BRIDGE_PERSIST = "bridge_persist"
+    BRIDGE_DELETE = "bridge_delete"
 
 
 @dataclass

@@ -192,7 +192,7 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
     changes, ops, needs_restart = [], [], False
     field_changes = _changes(desired, have, record)
     for fc in field_changes:
-        op = _live_op(desired, fc, {}, [0], ops) if live.active else None
+        op = _live_op(desired, fc, {}, [0], ops, live.root) if live.active else None
         if op is not None and op not in ops:
             ops.append(op)
         needs_restart = needs_restart or (live.active and op is None)
@@ -282,9 +282,11 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
             f"pool {pool_name} is inactive, so its volumes could not be read: created after the pool "
             "starts unless it exists (then the next plan compares it)")
         changes = _created(desired) + ([Change("encryption.passphrase", None, "(sensitive)", "live")]
-                                       if desired.value_digest else [])
+                                       if desired.value_digest else []) + _seed_changes(desired, None)
         return _action(desired, "create", reason, changes, ops, None)
     have = fields.read("Volume", live.root)
+    if desired.seed:
+        return _seed(desired, live, where, marker, have, record)
     changes, ops = [], []
     for fc in _changes(desired, have, record):
         path = desired.manifest_path(fc.parts)
@@ -314,6 +316,47 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
               else "capacity grows in place" if "capacity" in paths
               else "its file's mode or owner is set (on this machine only: libvirt has no call for it)"
               if ops else "its ownership record is written")
+    return _action(desired, "update", reason, changes, marker + ops, have)
+
+
+def _short(digest: str | None) -> str | None:
+    return digest[:19] if digest else None          # sha256: and 12 hex digits
+
+
+def _seed_changes(desired: Desired, record: Record | None) -> list[Change]:
+    """The documents of a cloud-init seed whose digest differs from the record's (all of them
+    when the record has none)."""
+    recorded = (record.content.get("seed") if record else None) or {}
+    return [Change(f"cloud_init.{name.replace('-', '_')}", _short(recorded.get(name)), _short(desired.seed.get(name)),
+                   "live")
+            for name in ("user-data", "meta-data", "network-config")
+            if recorded.get(name) != desired.seed.get(name)]
+
+
+def _seed(desired: Desired, live: LiveObject, where: dict, marker: list[Op], have: dict,
+          record: Record | None) -> Action | None:
+    """A cloud-init seed volume: its ISO is made from its documents, so other documents (or a
+    capacity or format changed by hand) make it again rather than edit it. It holds no guest data,
+    so that is live, not destructive."""
+    field_changes = _changes(desired, have, record)
+    remade = _seed_changes(desired, record) + [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live")
+                                               for fc in field_changes if fc.parts[0] != "permissions"]
+    if remade:
+        # the record is written after the new image is made: a failed run leaves the old digest,
+        # so the next plan makes it again
+        ops = [Op(OpName.DELETE_VOLUME, where), _create_volume(desired, where)] + marker
+        return _action(desired, "recreate", "a cloud-init seed is made from its documents: it is deleted and made "
+                       "again from them. It holds no guest data (cloud-init reads it at first boot; a running "
+                       "guest keeps the image it has open until it restarts)", remade, ops, have)
+    changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live") for fc in field_changes]
+    ops = [Op(OpName.SET_VOLUME_PERMISSIONS, {"path": live.root.findtext("target/path"),
+                                              **desired.fields.get("permissions", {})})] if changes else []
+    if marker and not changes:
+        changes.append(Change("owner.hash", record.hash if record else None, desired.hash, "live"))
+    if not changes:
+        return None
+    reason = "its file's mode or owner is set (on this machine only: libvirt has no call for it)" if ops \
+        else "its ownership record is written"
     return _action(desired, "update", reason, changes, marker + ops, have)
 
 
@@ -358,4 +401,56 @@ def secret(desired: Desired, live: LiveObject | None, record: Record | None = No
                    changes, marker + ops, have)
 
 
-PLANNERS = {"Secret": secret, "Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}
+# --- Bridge -----------------------------------------------------------------------------------
+
+_GUARDED = ("; it moves the interface that carries the connection to the host: apply needs --allow-disruptive "
+            "and rolls it back unless the host answers again")
+
+
+def _guarded(desired: Desired, live: LiveObject | None, field_changes: list[FieldChange]) -> bool:
+    """The change moves what carries the connection to the host: a port that carries it joins
+    the bridge, or the bridge that carries it changes its addresses or routes."""
+    mgmt = set(desired.make["mgmt"])
+    joining = set(desired.make["want"].get("ports") or []) - set(live.root.xpath("port/@name") if live is not None else [])
+    moving = desired.ref.name in mgmt and any(fc.parts[0] in ("addresses", "gateway", "gateway6") for fc in field_changes)
+    return bool(joining & mgmt) or moving
+
+
+def _bridge_ops(desired: Desired, guarded: bool, stale: list[str]) -> list[Op]:
+    guard = {"probe": desired.make["probe"]} if guarded else None     # apply adds the timeout
+    persist = desired.make["files"] or stale
+    ops = [Op(OpName.BRIDGE_PERSIST, {"files": desired.make["files"], "stale": stale})] if persist else []
+    return [Op(OpName.BRIDGE_APPLY, {"want": desired.make["want"], "guard": guard})] + ops
+
+
+def bridge(desired: Desired, live: LiveObject | None, record: Record | None = None) -> Action | None:
+    marker = _record(desired, record)
+    runtime = desired.make["backend"] == "runtime"
+    kept = "" if not runtime else "; runtime only (Host spec.network_config): gone at the next boot"
+    stale = sorted(set(record.content.get("files", []) if record else []) - set(desired.make["files"]))
+    if live is None:
+        field_changes = [FieldChange(path, None, value) for path, value in flatten(desired.fields)]
+        guarded = _guarded(desired, None, field_changes)
+        changes = [Change(c.path, c.before, c.after, "disruptive" if guarded else "live") for c in _created(desired)]
+        return _action(desired, "create", "not on the host" + (_GUARDED if guarded else "") + kept, changes,
+                       marker + _bridge_ops(desired, guarded, stale), None)
+    have = fields.read("Bridge", live.root)
+    field_changes = _changes(desired, have, record)
+    guarded = _guarded(desired, live, field_changes)
+    impact = "disruptive" if guarded else "live"
+    changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, impact) for fc in field_changes]
+    runtime_changes = [fc for fc in field_changes if fc.path != "persisted"] or not live.active
+    if stale:
+        changes.append(Change("network_config", stale, sorted(desired.make["files"]), "live"))
+    ops = [op for op in _bridge_ops(desired, guarded, stale)
+           if (op.name == OpName.BRIDGE_APPLY and runtime_changes)
+           or (op.name == OpName.BRIDGE_PERSIST and (stale or any(fc.path == "persisted" for fc in field_changes)))]
+    if marker and not changes:
+        changes.append(Change("owner.hash", record.hash if record else None, desired.hash, "live"))
+    if not changes:
+        return None
+    reason = ("fields differ" + (_GUARDED if guarded else "")) + kept
+    return _action(desired, "update", reason, changes, marker + ops, have)
+
+
+PLANNERS = {"Bridge": bridge, "Secret": secret, "Guest": guest, "Network": network, "StoragePool": pool, "Volume": volume}

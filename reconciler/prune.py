@@ -11,7 +11,7 @@ from .live import HostState, LiveObject
 from .ownership import Record
 from .plan import Action, Change, Op, OpName
 
-DELETE_ORDER = ("Guest", "Volume", "StoragePool", "Network", "Secret")
+DELETE_ORDER = ("Guest", "Volume", "StoragePool", "Network", "Bridge", "Secret")
 
 
 def _guest_ops(live: LiveObject, tpm: bool = False) -> list[Op]:
@@ -35,6 +35,11 @@ _OPS = {
     "Network": lambda live: ([Op(OpName.STOP)] if live.active else []) + [Op(OpName.UNDEFINE)],
     "Secret": lambda live: [Op(OpName.UNDEFINE), Op(OpName.FORGET)],
 }
+
+
+def _bridge_ops(live: LiveObject, rec: Record) -> list[Op]:
+    """A pruned bridge goes with the configuration files its record lists."""
+    return [Op(OpName.BRIDGE_DELETE, {"files": rec.content.get("files", [])}), Op(OpName.FORGET)]
 
 
 def protected_message(host: str, kind: str, name: str, rec: Record) -> str:
@@ -152,6 +157,7 @@ def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str,
         reason += "; it is paused, so it is powered off" if live.paused else ""
         actions.append(Action(host, kind, name, "delete", KINDS[kind].delete_impact, reason,
                               [Change(kind.lower(), name, None, KINDS[kind].delete_impact)], fields.read(kind, live.root),
-                              None, _guest_ops(live, tpm) if kind == "Guest" else _OPS[kind](live),
+                              None, _guest_ops(live, tpm) if kind == "Guest" else _bridge_ops(live, rec)
+                              if kind == "Bridge" else _OPS[kind](live),
                               _deps(host, kind, name, actions, uses)))
     return actions, problems

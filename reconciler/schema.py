@@ -9,10 +9,11 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from .models import GuestClassDoc, GuestDoc, GuestSetDoc, HostDoc, NetworkDoc, SecretDoc, StoragePoolDoc, VolumeDoc
+from .models import (BridgeDoc, GuestClassDoc, GuestDoc, GuestSetDoc, HostDoc, NetworkDoc, SecretDoc, StoragePoolDoc,
+                     VolumeDoc)
 
 # Every document a manifest may hold: the kinds of objects, and the fleet kinds expanded into Guests.
-AnyDocument = Annotated[Union[HostDoc, SecretDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc, GuestClassDoc, GuestSetDoc],
+AnyDocument = Annotated[Union[HostDoc, BridgeDoc, SecretDoc, NetworkDoc, StoragePoolDoc, VolumeDoc, GuestDoc, GuestClassDoc, GuestSetDoc],
                         Field(discriminator="kind")]
 
 

@@ -9,7 +9,8 @@ from typing import Callable, Protocol
 
 from lxml import etree
 
-from . import edit, fields, hostnet, images, ownership, rng, secretref
+from . import edit, fields, hostbridge, hostnet, images, netconfig, ownership, rng, secretref
+from . import seed as seeds
 from .errors import AdapterError
 from .identity import OWNER_NS, OWNER_PREFIX
 from .plan import OpName
@@ -234,10 +235,11 @@ def _fill(host: HostPort, kind: str, name: str, pool: str, volume: str, xml: str
 def create_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, xml: str,
                   if_missing: bool = False, prealloc: bool = False, image: dict | None = None,
                   clone: dict | None = None, capacity: int | None = None, secret: dict | None = None,
-                  note: Callable[[str], None] = lambda text: None) -> None:
-    """Create a volume: empty, from an image, or as a clone; a LUKS volume's secret (usage: its
-    path) first. libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so the XML is checked
-    against storagevol.rng here."""
+                  seed: dict | None = None, note: Callable[[str], None] = lambda text: None) -> None:
+    """Create a volume: empty, from an image, as a clone, or as a cloud-init seed (its ISO made
+    now from the documents `seed` holds, then uploaded like an image); a LUKS volume's secret
+    (usage: its path) first. libvirt 9.0 rejects VIR_STORAGE_VOL_CREATE_VALIDATE, so the XML is
+    checked against storagevol.rng here."""
     problems = rng.errors("Volume", xml)
     if problems:
         raise AdapterError("create", f"{kind}/{name}", "volume XML does not match storagevol.rng: "
@@ -247,7 +249,13 @@ def create_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, 
     if secret:
         host.define_secret("VolumeSecret", secret["usage"], secret["xml"])
         host.set_secret_value("VolumeSecret", secret["usage"], secretref.value_of(secret["value"]).encode())
-    if image:
+    if seed:
+        try:
+            with seeds.written(seed) as path:
+                _fill(host, kind, name, pool, volume, xml, {"path": path}, capacity, note)
+        except (OSError, seeds.pycdlib.pycdlibexception.PyCdlibException) as exc:
+            raise AdapterError("create", f"{kind}/{name}", f"cannot make the cloud-init seed image: {exc}") from None
+    elif image:
         _fill(host, kind, name, pool, volume, xml, image, capacity, note)
     elif clone:
         host.clone_volume(kind, name, pool, xml, clone["pool"], clone["volume"])
@@ -283,6 +291,50 @@ def set_volume_permissions(host: HostPort, kind: str, name: str, path: str, mode
         raise AdapterError("set permissions", f"{kind}/{name}", f"{path}: {exc.strerror}") from None
 
 
+def bridge_apply(host: HostPort, kind: str, name: str, want: dict, guard: dict | None = None) -> None:
+    """Make the host bridge what the manifest says, through netlink (ip over ssh). With a guard
+    (it moves the connection to the host) the links are put back as they were when the host is
+    not reached again within the guard's timeout."""
+    links = hostbridge.links_for(host.uri)
+    try:
+        before = links.read()
+        try:
+            hostbridge.converge(links, want)
+        except hostbridge.BridgeError as exc:
+            hostbridge.restore(links, before, name)
+            raise AdapterError("bridge", f"{kind}/{name}", f"{exc}; its links were put back as they were") from None
+        if guard and not hostbridge.reachable(host.uri, guard.get("probe"), guard["timeout"]):
+            hostbridge.restore(links, before, name)
+            raise AdapterError("bridge", f"{kind}/{name}", f"the host was not reached again within {guard['timeout']} s "
+                               "after the change: rolled back (its links are as they were)")
+    except (hostbridge.BridgeError, OSError) as exc:
+        raise AdapterError("bridge", f"{kind}/{name}", str(exc)) from None
+    finally:
+        links.close()
+
+
+def bridge_persist(host: HostPort, kind: str, name: str, files: dict, stale: list[str] | None = None) -> None:
+    """Write the bridge's files of the host's network configuration, and remove those it no
+    longer needs (another backend, a port gone); only the tool's own files are touched."""
+    try:
+        hostbridge.write_files(host.uri, {path: (text, mode) for path, (text, mode) in files.items()})
+        hostbridge.remove_files(host.uri, stale or [])
+    except (hostbridge.BridgeError, netconfig.NetconfigError, OSError) as exc:
+        raise AdapterError("persist", f"{kind}/{name}", str(exc)) from None
+
+
+def bridge_delete(host: HostPort, kind: str, name: str, files: list[str] | None = None) -> None:
+    """Delete the host bridge (its ports released) and its files."""
+    links = hostbridge.links_for(host.uri)
+    try:
+        hostbridge.release(links, name)
+        hostbridge.remove_files(host.uri, files or [])
+    except (hostbridge.BridgeError, netconfig.NetconfigError, OSError) as exc:
+        raise AdapterError("delete", f"{kind}/{name}", str(exc)) from None
+    finally:
+        links.close()
+
+
 # Every operation a plan may hold and how it is done (EDIT's edits are Edit objects here).
 STEPS: dict[OpName, Callable] = {
     OpName.DEFINE_DOMAIN: lambda h, k, n, xml: h.define(k, n, secretref.reveal(xml)),
@@ -316,6 +368,9 @@ STEPS: dict[OpName, Callable] = {
     OpName.CREATE_VOLUME: create_volume,
     OpName.DELETE_VOLUME: delete_volume,
     OpName.SET_VOLUME_PERMISSIONS: set_volume_permissions,
+    OpName.BRIDGE_APPLY: bridge_apply,
+    OpName.BRIDGE_PERSIST: bridge_persist,
+    OpName.BRIDGE_DELETE: bridge_delete,
     OpName.RESIZE_VOLUME: lambda h, k, n, pool, volume, capacity, shrink: h.resize_volume(
         k, n, pool, volume, capacity, shrink),
 }

@@ -29,6 +29,10 @@ MAX_INT_DIGITS = 40             # libvirt's largest numbers have 20 digits
 # Characters no string may hold: C0 controls (tab and newline included: attributes turn them into
 # spaces), DEL, C1 controls, Unicode line/paragraph separators, surrogates and XML's non-characters.
 BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+# Values that are text of several lines, never written into libvirt XML: a cloud-init seed's
+# documents (a Volume's spec.cloud_init, written into its ISO). They may hold newlines and tabs.
+TEXT_PATHS = (("spec", "cloud_init"),)
+TEXT_BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 _STD = "tag:yaml.org,2002:"
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
@@ -75,9 +79,10 @@ def char_name(ch: str) -> str:
     return f"U+{ord(ch):04X}"
 
 
-def bad_chars_message(text: str) -> str | None:
-    """Why `text` cannot be a value (the first forbidden character), or None."""
-    found = BAD_CHARS.search(text)
+def bad_chars_message(text: str, lines: bool = False) -> str | None:
+    """Why `text` cannot be a value (the first forbidden character), or None; `lines`: a text
+    value (TEXT_PATHS), which may hold newlines and tabs."""
+    found = (TEXT_BAD_CHARS if lines else BAD_CHARS).search(text)
     if not found:
         return None
     return (f"character {char_name(found.group())} is not allowed in a value (control characters, "
@@ -249,16 +254,17 @@ class _Builder:
     def scalar(self, ev, line: int) -> Any:
         tag = str(ev.tag) if ev.tag is not None else None
         text = ev.value
-        bad = bad_chars_message(text)
+        path = self.path()
+        bad = bad_chars_message(text, any(path[:len(p)] == p for p in TEXT_PATHS))
         if bad:
-            raise Problem(line, self.path(), bad)
+            raise Problem(line, path, bad)
         if tag is None:
-            return _implicit(text, line, self.path()) if ev.implicit[0] else text
+            return _implicit(text, line, path) if ev.implicit[0] else text
         if tag == "!":
             return text
         if tag in _SCALAR_TAGS:
-            return _tagged(tag, text, line, self.path())
-        raise Problem(line, self.path(), f"YAML tag {tag} is not allowed (allowed: {_ALLOWED})")
+            return _tagged(tag, text, line, path)
+        raise Problem(line, path, f"YAML tag {tag} is not allowed (allowed: {_ALLOWED})")
 
     def attach(self, value: Any, line: int, plain: bool, raw: str | None) -> None:
         if not self.stack:

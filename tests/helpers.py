@@ -61,6 +61,16 @@ def remove_prefixed(conn, prefix: str) -> None:
                 secret.undefine()
         except libvirt.libvirtError:
             pass
+    import subprocess
+    for line in subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], capture_output=True,
+                               text=True).stdout.splitlines():
+        name = line.split(": ")[1].split("@")[0]
+        if name.startswith(prefix):          # the test's host bridges (Bridge kind)
+            subprocess.run(["ip", "link", "del", name], check=False)
+    for conf in ("/etc/network/interfaces.d", "/etc/systemd/network", "/etc/NetworkManager/system-connections",
+                 "/etc/sysconfig/network"):
+        for leftover in Path(conf).glob(f"*vr-{prefix}*"):
+            leftover.unlink()
     for leftover in IMAGES.glob(f"{prefix}*"):
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
 

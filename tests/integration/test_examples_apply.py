@@ -11,7 +11,8 @@ from tests.helpers import REPO
 
 pytestmark = pytest.mark.libvirtd
 
-EXAMPLES = ["quickstart", "fleet", "uefi-tpm", "server", "bridged", "virtiofs", "windows", "desktop", "gpu-passthrough"]
+EXAMPLES = ["quickstart", "fleet", "uefi-tpm", "server", "bridged", "virtiofs", "windows", "desktop", "gpu-passthrough",
+            "dual-stack"]
 
 
 def _prefixed(doc: dict, prefix: str, subnet: str) -> dict:

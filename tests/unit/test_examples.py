@@ -49,7 +49,8 @@ def test_systemd_units_verify_and_use_the_installed_command(tmp_path):
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
 
-@pytest.mark.parametrize("name", ["quickstart", "fleet", "uefi-tpm", "server", "bridged", "virtiofs", "windows", "desktop", "gpu-passthrough"])
+@pytest.mark.parametrize("name", ["quickstart", "fleet", "uefi-tpm", "server", "bridged", "virtiofs", "windows", "desktop", "gpu-passthrough",
+                                  "cloud-init", "lan-bridge", "dual-stack", "lvm-pool", "nfs-pool", "iscsi-chap"])
 def test_example_manifests_validate(name):
     from reconciler import pipeline
     manifest = pipeline.load([EXAMPLES / name])

@@ -20,7 +20,7 @@ def test_committed_schema_is_current():
 def test_schema_knows_every_kind():
     kinds = {d["properties"]["kind"]["const"] for d in json.loads(schema_text())["$defs"].values()
              if "kind" in d.get("properties", {})}
-    assert kinds == {"Host", "Secret", "Network", "StoragePool", "Volume", "Guest", "GuestClass", "GuestSet"}
+    assert kinds == {"Host", "Bridge", "Secret", "Network", "StoragePool", "Volume", "Guest", "GuestClass", "GuestSet"}
 
 
 def test_plan_round_trip(tmp_path):
