@@ -1216,7 +1216,7 @@ SECRET = {
     "ephemeral": F("@ephemeral", yes_no, default=False, write=write_yes_no("@ephemeral")),
 }
 
-# A host bridge: the tool's own document of it (hostbridge.py reads the kernel's links into it).
+# A host bridge: the tool's own document of it (hostbridge.py makes it from the host's links).
 BRIDGE = {
     "ports": L("port/@name"),
     "stp": F("stp/@state", on_off, default=False),

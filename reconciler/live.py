@@ -53,7 +53,7 @@ class HostState:
     listed_pools: set[str] = field(default_factory=set)   # pools whose volumes were listed
     broken: dict[tuple[str, str], str] = field(default_factory=dict)   # unreadable XML: why
     secrets: dict[str, str] = field(default_factory=dict)   # the tool's records and locks: usage -> XML
-    links: dict | None = None       # the host's network links (hostbridge.Link by name), when Bridges are read
+    links: dict | None = None       # the host's network links (hostlinks.Link by name), when Bridges are read
     mgmt: set[str] = field(default_factory=set)   # the links carrying the connection to the host
 
     @property

@@ -9,7 +9,7 @@ from typing import Callable, Protocol
 
 from lxml import etree
 
-from . import edit, fields, hostbridge, hostnet, images, netconfig, ownership, rng, secretref
+from . import bridgeops, edit, fields, hostbridge, hostlinks, hostnet, images, netconfig, ownership, rng, secretref
 from . import seed as seeds
 from .errors import AdapterError
 from .identity import OWNER_NS, OWNER_PREFIX
@@ -295,19 +295,19 @@ def bridge_apply(host: HostPort, kind: str, name: str, want: dict, guard: dict |
     """Make the host bridge what the manifest says, through netlink (ip over ssh). With a guard
     (it moves the connection to the host) the links are put back as they were when the host is
     not reached again within the guard's timeout."""
-    links = hostbridge.links_for(host.uri)
+    links = hostlinks.links_for(host.uri)
     try:
         before = links.read()
         try:
-            hostbridge.converge(links, want)
-        except hostbridge.BridgeError as exc:
-            hostbridge.restore(links, before, name)
+            bridgeops.converge(links, want)
+        except hostlinks.BridgeError as exc:
+            bridgeops.restore(links, before, name)
             raise AdapterError("bridge", f"{kind}/{name}", f"{exc}; its links were put back as they were") from None
-        if guard and not hostbridge.reachable(host.uri, guard.get("probe"), guard["timeout"]):
-            hostbridge.restore(links, before, name)
+        if guard and not bridgeops.reachable(host.uri, guard.get("probe"), guard["timeout"]):
+            bridgeops.restore(links, before, name)
             raise AdapterError("bridge", f"{kind}/{name}", f"the host was not reached again within {guard['timeout']} s "
                                "after the change: rolled back (its links are as they were)")
-    except (hostbridge.BridgeError, OSError) as exc:
+    except (hostlinks.BridgeError, OSError) as exc:
         raise AdapterError("bridge", f"{kind}/{name}", str(exc)) from None
     finally:
         links.close()
@@ -319,17 +319,17 @@ def bridge_persist(host: HostPort, kind: str, name: str, files: dict, stale: lis
     try:
         hostbridge.write_files(host.uri, {path: (text, mode) for path, (text, mode) in files.items()})
         hostbridge.remove_files(host.uri, stale or [])
-    except (hostbridge.BridgeError, netconfig.NetconfigError, OSError) as exc:
+    except (hostlinks.BridgeError, netconfig.NetconfigError, OSError) as exc:
         raise AdapterError("persist", f"{kind}/{name}", str(exc)) from None
 
 
 def bridge_delete(host: HostPort, kind: str, name: str, files: list[str] | None = None) -> None:
     """Delete the host bridge (its ports released) and its files."""
-    links = hostbridge.links_for(host.uri)
+    links = hostlinks.links_for(host.uri)
     try:
-        hostbridge.release(links, name)
+        bridgeops.release(links, name)
         hostbridge.remove_files(host.uri, files or [])
-    except (hostbridge.BridgeError, netconfig.NetconfigError, OSError) as exc:
+    except (hostlinks.BridgeError, netconfig.NetconfigError, OSError) as exc:
         raise AdapterError("delete", f"{kind}/{name}", str(exc)) from None
     finally:
         links.close()

@@ -155,16 +155,16 @@ def test_a_bridge_taking_the_management_link_is_guarded_and_rolled_back(env, net
 def test_ip_commands_read_and_change_links_as_netlink_does(env, port):
     """The `ip` path (what a qemu+ssh host gets, here with no ssh in front) makes the same bridge
     and reads it back as netlink does."""
-    from reconciler import hostbridge
+    from reconciler import bridgeops, hostlinks
     name = env.name("ic")
-    ip, netlink = hostbridge.IpCommands([]), hostbridge.Netlink()
+    ip, netlink = hostlinks.IpCommands([]), hostlinks.Netlink()
     try:
-        hostbridge.converge(ip, {"name": name, "ports": [port], "stp": True, "forward_delay": 5, "mtu": 1400,
+        bridgeops.converge(ip, {"name": name, "ports": [port], "stp": True, "forward_delay": 5, "mtu": 1400,
                                  "addresses": ["10.254.0.1/24"]})
         by_ip, by_netlink = ip.read(), netlink.read()
         assert by_ip[name] == by_netlink[name] and by_ip[port] == by_netlink[port], (by_ip[name], by_netlink[name])
         assert by_ip[name].stp and by_ip[name].forward_delay == 5 and by_ip[port].master == name
-        hostbridge.release(ip, name)
+        bridgeops.release(ip, name)
         assert name not in netlink.read() and netlink.read()[port].master is None
     finally:
         netlink.close()
