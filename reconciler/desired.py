@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from . import escape, fields, hostbridge, models, netconfig, secretref, seed
 from .identity import disk_targets, interface_macs, object_uuid, spec_hash
@@ -105,6 +106,17 @@ def _secret_deps(manifest: Manifest, host: str, usages: list[str | None]) -> lis
     return [str(Ref(host, "Secret", u)) for u in sorted(set(usages) - {None}) if manifest.get(host, "Secret", u)]
 
 
+def secret_uuid(manifest: Manifest, state: HostState, ctx: Context, host: str, name: str) -> str:
+    """The UUID of Secret `name`: as the host has it, else the one its create will give it (a
+    UUID given in its place, as adopt writes one, is taken as it is)."""
+    live = state.get("Secret", name)
+    if live is not None:
+        return fields.uuid_of(live.root)
+    if manifest.get(host, "Secret", name) is None and fields.is_uuid(name):
+        return name
+    return object_uuid(ctx.instance, "Secret", name)
+
+
 def _luks_secret(vol: Item | None, state: HostState, ctx: Context) -> str | None:
     """The UUID of an encrypted volume's secret: as the live volume names it, else the one its
     create will make (desired.volume)."""
@@ -132,6 +144,8 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
                       "boot_order": disk.boot_order, "block": disk.block, "network": disk.network,
                       "wwn": disk.wwn.lower() if disk.wwn else None, "shareable": disk.shareable,
                       "iothread": disk.iothread, "luks_secret": _luks_secret(vol, state, ctx)})
+    tpm = spec.tpm and SimpleNamespace(**spec.tpm.model_dump(), secret_uuid=secret_uuid(
+        manifest, state, ctx, host, spec.tpm.secret) if spec.tpm.secret else None)
     live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
     nics = [{"network": n.network, "bridge": n.bridge, "direct": n.direct, "mac": mac, "model": n.model,
@@ -150,7 +164,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
         "controllers": spec.controllers, "hotplug_slots": spec.hotplug_slots, "memory_hotplug": spec.memory.hotplug,
         "boot": spec.boot_list, "disks": disks, "interfaces": nics,
         "graphics": spec.graphics, "console": spec.pty_console, "serials": spec.serials, "firmware": spec.firmware,
-        "secure_boot": spec.secure_boot, "tpm": spec.tpm, "guest_agent": spec.guest_agent, "rng": spec.rng,
+        "secure_boot": spec.secure_boot, "tpm": tpm, "guest_agent": spec.guest_agent, "rng": spec.rng,
         "watchdog": spec.watchdog, "memory_backing": spec.memory_backing, "filesystems": spec.filesystems,
         "features": spec.features, "clock": spec.clock, "on_poweroff": spec.on_poweroff,
         "boot_menu": spec.boot_menu, "kernel": spec.kernel, "initrd": spec.initrd, "cmdline": spec.cmdline,
@@ -179,7 +193,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
     deps += [str(Ref(host, "Bridge", n.bridge)) for n in spec.interfaces if n.bridge and manifest.get(host, "Bridge", n.bridge)]
     deps += [str(Ref(host, "Volume", d.volume)) for d in spec.disks if d.volume]
     deps += _secret_deps(manifest, host, [d.network.auth.secret_usage for d in spec.disks
-                                          if d.network and d.network.auth])
+                                          if d.network and d.network.auth] + [spec.tpm and spec.tpm.secret])
     cpu_features, numa = (spec.cpu.features, spec.cpu.numa) if spec.cpu else ([], [])
     # keyed elements the manifest lists: (collection, items, key, template, its variable, indexed:
     # named by their position in the manifest's list)
@@ -201,7 +215,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
               ("video", spec.video, "model", "video.xml.j2", "video"),
               ("sound", spec.sound, "model", "sound.xml.j2", "sound"),
               ("panic", spec.panic, "model", "panic.xml.j2", "panic"),
-              ("tpm", spec.tpm, "model", "tpm.xml.j2", "tpm"),
+              ("tpm", tpm, "model", "tpm.xml.j2", "tpm"),
               ("rng", spec.rng, "model", "rng.xml.j2", "rng"),
               ("watchdog", spec.watchdog, "model", "watchdog.xml.j2", "wd")]
     parts, index = {}, {}

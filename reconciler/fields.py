@@ -17,6 +17,7 @@ import functools
 import ipaddress
 import os
 import threading
+import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -904,6 +905,8 @@ DOMAIN = {
         "backend": F("backend/@type", write=write_tpm_backend),
         "device": F("backend[@type='passthrough']/device/@path",
                     write=lambda tpm, v: xmlpath.set_value(tpm, "backend/device/@path", v)),
+        "secret": F("backend[@type='emulator']/encryption/@secret",
+                    write=lambda tpm, v: xmlpath.set_value(tpm, "backend/encryption/@secret", v)),
     }),
     "hostdevs": Items("devices/hostdev[@mode='subsystem']", "@type", key_conv=hostdev_key, key_fields=hostdev_fields,
                       live=liverules.hotplug, table={
@@ -1435,6 +1438,13 @@ def read(kind: str, xml: str | etree._Element) -> dict:
         if values["memory"]["current"] is None:
             values["memory"]["current"] = values["memory"]["max"]
     return values
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        return str(uuid_module.UUID(text)) == text.lower()
+    except ValueError:
+        return False
 
 
 def uuid_of(xml: str | etree._Element) -> str | None:

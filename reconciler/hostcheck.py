@@ -25,7 +25,7 @@ def _diag(item: Item, path: tuple, message: str) -> Diagnostic:
     return item.source.diagnostic(path, message)
 
 
-def _guest(item: Item, state: HostState) -> list[Diagnostic]:
+def _guest(item: Item, state: HostState, secrets: set[str]) -> list[Diagnostic]:
     spec, facts, out = item.spec, state.facts, []
     where = f"host {state.host!r}"
     if spec.type and spec.type not in facts.domain_types:
@@ -38,6 +38,9 @@ def _guest(item: Item, state: HostState) -> list[Diagnostic]:
     elif spec.machine in facts.machines and spec.vcpus.max > facts.machines[spec.machine]:
         out.append(_diag(item, ("spec", "vcpus"), f"machine type {spec.machine!r} takes at most "
                                                   f"{facts.machines[spec.machine]} vCPUs on {where}"))
+    secret = spec.tpm.secret if spec.tpm else None
+    if secret and not fields.is_uuid(secret) and state.get("Secret", secret) is None and secret not in secrets:
+        out.append(_diag(item, ("spec", "tpm", "secret"), f"no Secret {secret!r} is declared or on {where}"))
     live = state.get("Guest", item.ref.name)
     starts = spec.state == "running" and (live is None or not live.active)
     if starts and facts.memory_kib and spec.memory.max > facts.memory_kib * 1024:
@@ -208,12 +211,13 @@ def problems(items: list[Item], state: HostState, network_config: str = "runtime
     """Everything in `items` (one host's objects) that this host would refuse."""
     out = []
     local = hostnet.is_local(state.uri)
+    secrets = {i.ref.name for i in items if i.ref.kind == "Secret"}
     known = state.facts.interfaces        # with the declared Bridges: made before the objects on them
     if known is not None:
         known = known | {i.ref.name: "bridge" for i in items if i.ref.kind == "Bridge"}
     for item in items:
         if item.ref.kind == "Guest":
-            out += _guest(item, state) + (_boot_needs(item, state) if local else [])
+            out += _guest(item, state, secrets) + (_boot_needs(item, state) if local else [])
             out += _nic_links(item, state, known) if item.spec.state != "shutoff" else []
         elif item.ref.kind == "Network":
             out += _network(item, state, known)

@@ -1099,11 +1099,16 @@ class Tpm(Strict):
                                                                                 "of the host's TPM")
     device: Annotated[HostPath, AfterValidator(_under_dev)] | None = Field(
         None, description="passthrough: the host's TPM device, e.g. /dev/tpm0")
+    secret: Name | None = Field(None, description="emulator: the Secret (usage vtpm) whose value encrypts the TPM's "
+                                                  "state; set it when the TPM is made (another one cannot decrypt "
+                                                  "the state)")
 
     @model_validator(mode="after")
     def _crb_is_2(self) -> "Tpm":
         if self.model == "tpm-crb" and self.version != "2.0":
             raise ValueError("tpm-crb is a TPM 2.0 interface: use version 2.0, or model tpm-tis for 1.2")
+        if self.secret is not None and self.backend != "emulator":
+            raise ValueError("secret encrypts an emulated TPM's state (backend emulator)")
         if (self.backend == "passthrough") != (self.device is not None):
             raise ValueError("device goes with backend: passthrough (and passthrough needs it)")
         return self

@@ -67,7 +67,7 @@ def test_every_field_converges_on_the_real_daemon(env, host_bridge):
                       'spec: {uri: "qemu:///system", instance: P-i}')):      # runtime: no files in /etc
         assert old in text, old
         text = text.replace(old, new)
-    text = re.sub(r"\b(name|network|pool|secret_usage): (iso-net|routed|open-net|lan|natted|macvtap|wbr|images|wide|uefi|desk|numa|ceph-client)\b", r"\1: P-\2", text)
+    text = re.sub(r"\b(name|network|pool|secret_usage|secret): (iso-net|routed|open-net|lan|natted|macvtap|wbr|images|wide|uefi|desk|numa|ceph-client|vtpm-key)\b", r"\1: P-\2", text)
     text = text.replace("volume: images/raw.img", "volume: P-images/raw.img").replace("backing: images/", "backing: P-images/")
     text = text.replace("clone: images/", "clone: P-images/").replace("volume: images/sealed", "volume: P-images/sealed")
     env.write(text)

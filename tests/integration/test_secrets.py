@@ -4,6 +4,7 @@ adopted back with a plan that is empty, pruned."""
 from __future__ import annotations
 
 import base64
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -124,3 +125,26 @@ spec: {forward: isolated, ipv4: {address: SUBNET.1/24}, autostart: false}
     assert done.returncode == 0 and f"Secret/{name}" in done.stdout, done.stdout + done.stderr
     with pytest.raises(libvirt.libvirtError):
         _conn().secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_CEPH, name)
+
+
+def test_a_vtpm_secret_encrypts_a_running_guests_tpm_state(env, monkeypatch):
+    from tests.integration.test_core_loop import small_guest
+    monkeypatch.setenv("VRT_VTPM", f"vtpm-{uuid.uuid4().hex[:12]}")
+    env.write(small_guest("P-t", "  machine: q35\n  tpm: {model: tpm-crb, secret: P-vtpm}\n") + """---
+kind: Secret
+metadata: {name: P-vtpm}
+spec: {usage: vtpm, value: {env: VRT_VTPM}, private: true}
+""")
+    code, doc = env.plan()
+    assert [c["kind"] for c in doc["changes"]] == ["Secret", "Guest"], doc       # the secret first
+    env.converge()
+    dom = env.lookup("t")
+    conn = _conn()
+    sec = conn.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_VTPM, env.name("vtpm"))
+    assert dom.isActive() and f"<encryption secret='{sec.UUIDString()}'/>" in dom.XMLDesc(0)
+    swtpm = subprocess.run(["pgrep", "-af", f"swtpm.*{dom.UUIDString()}"], capture_output=True, text=True).stdout
+    assert "--key" in swtpm or "pwdfd" in swtpm or "keyfile" in swtpm, swtpm      # swtpm got the key
+    text = env.readopt(next(env.dir.glob("m.yaml")), "t")
+    assert f"secret: {sec.UUIDString()}" in text, text           # the UUID: adopt cannot know the name
+    code, doc = env.plan()
+    assert code == 0, doc
