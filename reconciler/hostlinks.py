@@ -250,8 +250,10 @@ def ssh_runner(uri: str) -> list[str] | None:
         return None
     query = dict(parse_qsl(parsed.query))
     target = f"{parsed.username}@{parsed.hostname}" if parsed.username else parsed.hostname
+    unverified = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
     return (["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"] + (["-p", str(parsed.port)] if parsed.port else [])
-            + (["-i", query["keyfile"]] if "keyfile" in query else []) + [target, "--"])
+            + (["-i", query["keyfile"]] if "keyfile" in query else [])
+            + (unverified if query.get("no_verify") == "1" else []) + [target, "--"])
 
 
 def links_for(uri: str) -> Links:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -162,3 +163,46 @@ def wheel(tmp_path_factory) -> Path:
     assert done.returncode == 0, done.stderr
     (found,) = out.glob("virt_reconcile-*.whl")
     return found
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """An OpenSSH server of the test's own on 127.0.0.1 (a free port, its own host key and
+    authorized key), stopped afterwards; yields (port, the client's key file)."""
+    import socket
+    base = tmp_path / "sshd"
+    base.mkdir(mode=0o700)
+    Path("/run/sshd").mkdir(exist_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "host")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "client")], check=True)
+    (base / "authorized_keys").write_text((base / "client.pub").read_text())
+    (base / "authorized_keys").chmod(0o600)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ssh_dir = Path.home() / ".ssh"
+    had = {p.name: p.read_bytes() for p in ssh_dir.glob("known_hosts*")} if ssh_dir.exists() else None
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", "/dev/null", "-p", str(port),
+                             "-o", "ListenAddress=127.0.0.1", "-o", f"HostKey={base / 'host'}",
+                             "-o", f"AuthorizedKeysFile={base / 'authorized_keys'}", "-o", "PermitRootLogin=prohibit-password",
+                             "-o", "PasswordAuthentication=no", "-o", f"PidFile={base / 'pid'}", "-o", "UsePAM=no",
+                             "-o", "StrictModes=no"],     # its files are below /tmp
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as conn:
+                if conn.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield port, base / "client"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        # libvirt's no_verify still records the host key in root's known_hosts: put them back
+        if had is None:
+            shutil.rmtree(ssh_dir, ignore_errors=True)
+        else:
+            for path in ssh_dir.glob("known_hosts*"):
+                path.unlink()
+            for name, data in had.items():
+                (ssh_dir / name).write_bytes(data)

@@ -168,3 +168,25 @@ def test_ip_commands_read_and_change_links_as_netlink_does(env, port):
         assert name not in netlink.read() and netlink.read()[port].master is None
     finally:
         netlink.close()
+
+
+def test_a_bridge_over_ssh(env, port, sshd):
+    """A qemu+ssh:// host (this machine through a local sshd): its bridges are read and made with
+    `ip` over the same ssh target, and its ifupdown file written through it."""
+    ssh_port, key = sshd
+    uri = f"qemu+ssh://root@127.0.0.1:{ssh_port}/system?keyfile={key}&no_verify=1"
+    name = env.name("sb")
+    conf = Path(f"/etc/network/interfaces.d/vr-{name}")
+    host = HOST.replace('uri: "qemu:///system"', f'uri: "{uri}"')
+    env.write(host + f"---\nkind: Bridge\nmetadata: {{name: P-sb}}\nspec: {{ports: [{port}], stp: true, forward_delay: 3}}\n")
+    env.converge()
+    assert _link(port)["master"] == name and _link(name)["linkinfo"]["info_data"]["forward_delay"] == 300
+    assert conf.read_text().startswith("# managed by virt-reconcile") and f"bridge_ports {port}" in conf.read_text()
+    conf.write_text(conf.read_text() + "    bridge_maxage 12\n")        # edited by hand on the host: drift
+    code, doc = env.plan()
+    assert code == 2 and [c["path"] for c in doc["changes"][0]["changes"]] == ["persisted"], doc
+    env.converge()
+    env.write(host + "---\nkind: Network\nmetadata: {name: P-n}\nspec: {forward: isolated, autostart: false}\n")
+    done = env.apply("--prune", "--allow-destroy")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not conf.exists() and subprocess.run(["ip", "link", "show", name], capture_output=True).returncode != 0
