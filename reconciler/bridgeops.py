@@ -10,7 +10,7 @@ import subprocess
 import time
 from urllib.parse import urlparse
 
-from . import hostnet
+from . import hostnet, netconfig
 from .hostlinks import BridgeError, Link, Links, ssh_runner
 
 
@@ -55,6 +55,10 @@ def converge(links: Links, want: dict) -> None:
 def _ports(links: Links, state: dict[str, Link], name: str, want: dict) -> None:
     wanted = want["ports"]
     for port in wanted:
+        vlan = netconfig.vlan_of(port)
+        if port not in state and vlan and vlan[0] in state:     # a VLAN port: made on its parent
+            links.add_vlan(port, *vlan)
+            state = links.read()
         if port not in state:
             raise BridgeError(f"the port {port} of bridge {name} is not on the host")
         link = state[port]

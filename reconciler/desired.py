@@ -253,6 +253,7 @@ def network(item: Item, manifest: Manifest, live: LiveObject | None, state: Host
     unstated += ("dns_domain", "dns_forwarders") if spec.dns is None else ()
     unstated += tuple(name for name in _NETWORK_OPTIONAL if name not in spec.model_fields_set)
     dhcp = spec.ipv4.dhcp if spec.ipv4 else None
+    unstated += () if spec.ipv4 and "more_addresses" in spec.ipv4.model_fields_set else ("ipv4_more",)
     unstated += tuple(name for name, field in (("dhcp_ranges", "ranges"), ("bootp_file", "bootp"),
                                                ("bootp_server", "bootp"))
                       if dhcp is None or field not in dhcp.model_fields_set)

@@ -726,6 +726,26 @@ def write_dhcp_range(family: str) -> Callable[[Any, str], None]:
     return write
 
 
+def more_ipv4(network) -> list[str]:
+    return [ipv4_cidr(ip) for ip in network.xpath(IPV4)[1:]]
+
+
+def write_more_ipv4(node, cidrs: list[str] | None) -> None:
+    """The network's IPv4 addresses after the first, written whole (after the first)."""
+    first, *more = node.xpath(IPV4) or [None]
+    for old in more:
+        node.remove(old)
+    anchor = first
+    for cidr in cidrs or []:
+        iface = ipaddress.IPv4Interface(cidr)
+        new = etree.Element("ip", family="ipv4", address=str(iface.ip), prefix=str(iface.network.prefixlen))
+        if anchor is not None:
+            anchor.addnext(new)
+        else:
+            node.append(new)
+        anchor = new
+
+
 def write_more_ranges(node, spans: list[str] | None) -> None:
     """The IPv4 DHCP ranges after the first, written whole (before the hosts: network.rng)."""
     ip = _ip(node, "ipv4")
@@ -1072,6 +1092,8 @@ NETWORK = {
         manifest="dns.hosts", live=liverules.dns_host),
     "dns_forwarders": F(f"dns[{FORWARDER}]", lambda dns: [f.get("addr") for f in dns.xpath(FORWARDER)], default=[],
                         write=write_forwarders, manifest="dns.forwarders"),
+    "ipv4_more": F(f"self::network[{IPV4}[2]]", more_ipv4, default=[], write=write_more_ipv4,
+                   manifest="ipv4.more_addresses"),
     "dhcp_ranges": F(f"{IPV4}/dhcp[range[2]]", lambda dhcp: [ip_range(r) for r in dhcp.findall("range")[1:]],
                      default=[], write=write_more_ranges, manifest="ipv4.dhcp.ranges",
                      adopt=lambda spans: [s.split("-") for s in spans] or None),

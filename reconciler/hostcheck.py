@@ -201,7 +201,8 @@ def _bridge(item: Item, state: HostState, network_config: str, instance: str) ->
         out.append(_diag(item, ("spec", "dhcp"), "a DHCP address is the host's network configuration's: set Host "
                                                  "spec.network_config (runtime runs no DHCP client)"))
     for n, port in enumerate(item.spec.ports):
-        if state.links is not None and port not in state.links:
+        vlan = netconfig.vlan_of(port)          # a VLAN port is made on its parent
+        if state.links is not None and port not in state.links and not (vlan and vlan[0] in state.links):
             out.append(_diag(item, ("spec", "ports", n), f"host {state.host!r} has no interface {port!r}"))
     return out
 

@@ -43,6 +43,7 @@ class Links(Protocol):
 
     def read(self) -> dict[str, Link]: ...
     def add_bridge(self, name: str) -> None: ...
+    def add_vlan(self, name: str, parent: str, vid: int) -> None: ...
     def set_bridge(self, name: str, stp: bool | None = None, forward_delay: int | None = None,
                    vlan_filtering: bool | None = None) -> None: ...
     def set_mtu(self, name: str, mtu: int) -> None: ...
@@ -121,6 +122,9 @@ class Netlink:
 
     def add_bridge(self, name: str) -> None:
         self.ip.link("add", ifname=name, kind="bridge")
+
+    def add_vlan(self, name: str, parent: str, vid: int) -> None:
+        self.ip.link("add", ifname=name, kind="vlan", link=self._index(parent), vlan_id=vid)
 
     def set_bridge(self, name: str, stp: bool | None = None, forward_delay: int | None = None,
                    vlan_filtering: bool | None = None) -> None:
@@ -206,6 +210,9 @@ class IpCommands:
 
     def add_bridge(self, name: str) -> None:
         self._ip("link", "add", name, "type", "bridge")
+
+    def add_vlan(self, name: str, parent: str, vid: int) -> None:
+        self._ip("link", "add", "link", parent, "name", name, "type", "vlan", "id", str(vid))
 
     def set_bridge(self, name: str, stp: bool | None = None, forward_delay: int | None = None,
                    vlan_filtering: bool | None = None) -> None:

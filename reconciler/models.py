@@ -221,6 +221,8 @@ class Dhcp(Strict):
 
 class IPv4(Strict):
     address: ipaddress.IPv4Interface = Field(description="the host side address with prefix, e.g. 10.0.0.1/24")
+    more_addresses: list[ipaddress.IPv4Interface] = Field([], description="more subnets of the host on the network "
+                                                                           "(no DHCP: libvirt serves one IPv4 subnet)")
     dhcp: Dhcp | None = None
 
     @model_validator(mode="after")
