@@ -61,7 +61,7 @@ def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None,
         raise ReconcilerError(f"{out} exists: give another --out")
     uri = manifest.hosts[host].spec.uri
     with pipeline.locked(pipeline.targets(manifest, {host: uri}), f"adopt {kind}/{name}", lock_timeout, say) as conns:
-        state = pipeline.observe_host(manifest, host, uri)
+        state = pipeline.observe_host(manifest, host, uri, bridges=kind == "Bridge")
         if (kind, name) in state.broken:
             raise ReconcilerError(f"{host}/{kind}/{name}: {state.broken[(kind, name)]}; not adopted")
         live = state.get(kind, name)

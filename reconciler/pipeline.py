@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import (desired, drift, edit as edit_mod, gitinfo, hostbridge, hostcheck, hostnet, loader, locking,
+from . import (desired, drift, edit as edit_mod, gitinfo, hostbridge, hostcheck, loader, locking,
                manifest as manifest_mod, ownership, planners, rng)
 from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Progress, Result, Silent, apply
@@ -69,16 +69,18 @@ def read_host(name: str, target: Target, volume_pools=lambda state: set()) -> Ho
         state = sort_out_broken(conn.observe(volume_pools))
     finally:
         conn.close()
-    owned = ownership.records(state, target.instance)   # host bridges: read on this machine, remotely when named
-    if hostnet.is_local(target.uri) or target.bridges or any(kind == "Bridge" for kind, _ in owned):
+    owned = ownership.records(state, target.instance)   # host bridges: read when declared or owned
+    if target.bridges or any(kind == "Bridge" for kind, _ in owned):
         hostbridge.observe(state, target.uri, target.network_config, target.instance)
     return state
 
 
-def observe_host(manifest: Manifest, name: str, uri: str) -> HostState:
-    """Read one host of the manifests: every object, and the volumes of the pools they use or own."""
+def observe_host(manifest: Manifest, name: str, uri: str, bridges: bool = False) -> HostState:
+    """Read one host of the manifests: every object, the volumes of the pools they use or own,
+    and its bridges when Bridges are declared or owned (or `bridges`: adopting one)."""
     declared = {i.spec.pool for i in manifest.for_host(name) if i.ref.kind == "Volume"}
     target = targets(manifest, {name: uri})[name]
+    target.bridges = target.bridges or bridges
 
     def volume_pools(state: HostState) -> set[str]:
         recorded = ownership.records(state, target.instance)
