@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,7 +10,6 @@ import jinja2
 
 from . import __version__
 from .identity import OWNER_NS
-
 
 
 def _templates() -> Path:
@@ -24,10 +24,23 @@ def _templates() -> Path:
 TEMPLATES = _templates()
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (keyed by each template's source, so an edited or
+    upgraded template is compiled again): a run no longer spends ~0.15 s compiling. None when the
+    user's cache directory cannot be written."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "virt-reconcile" / "jinja2"
+    try:
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(base)) if os.access(base, os.W_OK) else None
+
+
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
+        bytecode_cache=_bytecode_cache(),
         autoescape=True,  # every value is XML-escaped: names cannot inject elements
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

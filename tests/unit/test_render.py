@@ -104,3 +104,17 @@ def test_test_driver_accepts_every_rendered_document():
                 dom.undefine()
     finally:
         conn.close()
+
+
+def test_compiled_templates_are_kept_between_runs(tmp_path):
+    """A run keeps the templates it compiled in the user's cache (XDG_CACHE_HOME), so the next one
+    does not compile them again; a cache that cannot be written is no error."""
+    import os
+    import sys
+    code = "from reconciler.render import render; print(len(render('volume.xml.j2', v={'name': 'a', 'capacity': 1, 'format': 'raw', 'backing': None, 'allocation': 0, 'permissions': None, 'secret_uuid': None})))"
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).returncode == 0
+    assert list((tmp_path / "cache" / "virt-reconcile" / "jinja2").glob("__jinja2_*.cache"))
+    env["XDG_CACHE_HOME"] = "/proc/no-such-place"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
