@@ -1105,7 +1105,7 @@ NETWORK = {
     }, key_conv=ip_key, parent=_dhcp6, manifest="ipv6.dhcp.hosts", key_field="ip"),
     "dns_txt": Items("dns/txt", "@name", {"value": F("@value")}, key_conv=dot_key,
                      key_fields=lambda key: {"name": key.replace("_", ".")}, parent=lambda root: xmlpath.ensure(root, ["dns"]),
-                     manifest="dns.txt", live=liverules.dns_record("dns-txt")),
+                     manifest="dns.txt", live=liverules.dns_txt),
     "dns_srv": Items("dns/srv", ".", {
         "domain": F("@domain"),
         "target": F("@target"),
@@ -1113,7 +1113,7 @@ NETWORK = {
         "priority": F("@priority", int),
         "weight": F("@weight", int),
     }, key_conv=srv_key, key_fields=lambda key: dict(zip(("service", "protocol"), key.rsplit("_", 1))),
-        parent=lambda root: xmlpath.ensure(root, ["dns"]), manifest="dns.srv", live=liverules.dns_record("dns-srv")),
+        parent=lambda root: xmlpath.ensure(root, ["dns"]), manifest="dns.srv", live=liverules.dns_srv),
     "forward_dev": F("forward[@mode='nat' or @mode='route']/@dev",      # macvtap's is its first interface
                      write=lambda node, dev: xmlpath.set_value(node, "forward/@dev", dev)),
     "nat": {"addresses": F("forward/nat/address", ip_range, write=write_span("forward/nat/address"),

@@ -95,52 +95,37 @@ def cdrom_media(ch: LiveChange) -> Op | None:
     return None
 
 
-def dns_host(ch: LiveChange) -> Op | None:
-    """DNS hosts are added and removed with virNetworkUpdate (dnsmasq rereads its hosts file);
-    libvirt cannot modify one in place, so a host whose names change restarts the network."""
-    if len(ch.parts) != 2 or (ch.before is None) == (ch.after is None):
-        return None
-    ip = ch.parts[1].replace("_", ".")
-    command, xml = ("add", ch.xml) if ch.before is None else ("delete", f'<host ip="{ip}"/>')
-    return Op(OpName.NETWORK_UPDATE, {"command": command, "section": "dns-host", "xml": xml, "mac": ""})
+_COMMANDS = {(True, False): "add", (False, True): "delete", (False, False): "modify"}
 
 
-def dns_record(section: str):
-    """TXT and SRV records are added and removed with virNetworkUpdate; libvirt cannot modify one
-    in place, so a record whose fields change restarts the network."""
+def network_items(section: str, doc: str, modify: bool = True, delete_xml=lambda key: None):
+    """The rule of a network's keyed items that virNetworkUpdate changes in `section`: one op
+    per item, added, modified whole (when `modify`) or deleted (its element as the network has
+    it, else `delete_xml(key)`). Without `modify`, an item whose fields change restarts the
+    network (libvirt cannot modify DNS hosts and records in place)."""
     def rule(ch: LiveChange) -> Op | None:
-        if len(ch.parts) != 2 or (ch.before is None) == (ch.after is None):
+        key = ch.parts[1]
+        planned = next((o for o in ch.ops if o.args.get("section") == section and o.args.get("key") == key), None)
+        if planned is not None:
+            return planned              # this item's update is planned already (it is not added twice)
+        command = _COMMANDS[(ch.before is None and len(ch.parts) == 2, ch.after is None)]
+        if command == "modify" and not modify:
             return None
-        xml = ch.xml if ch.before is None else ch.element
-        return None if xml is None else Op(OpName.NETWORK_UPDATE, {"command": "add" if ch.before is None else "delete",
-                                                                  "section": section, "xml": xml, "mac": ""})
-    rule.__doc__ = dns_record.__doc__
+        xml = (ch.element or delete_xml(key)) if command == "delete" else ch.xml
+        return None if xml is None else Op(OpName.NETWORK_UPDATE, {"command": command, "section": section,
+                                                                   "xml": xml, "key": key})
+    rule.__doc__ = doc
     return rule
 
 
-def portgroup(ch: LiveChange) -> Op | None:
-    """A portgroup is added, changed (whole) and removed with virNetworkUpdate; NICs already
-    plugged keep their settings until they are plugged again."""
-    name = ch.parts[1]
-    planned = next((o for o in ch.ops if o.args.get("section") == "portgroup" and o.args.get("mac") == name), None)
-    if planned is not None:
-        return planned
-    whole = len(ch.parts) == 2
-    command = "add" if whole and ch.before is None else "delete" if whole and ch.after is None else "modify"
-    xml = ch.element if command == "delete" else ch.xml
-    return None if xml is None else Op(OpName.NETWORK_UPDATE, {"command": command, "section": "portgroup",
-                                                               "xml": xml, "mac": name})
-
-
-_DHCP_COMMANDS = {(True, False): "add", (False, True): "delete", (False, False): "modify"}
-
-
-def dhcp_host(ch: LiveChange) -> Op | None:
-    """DHCP hosts are added, changed and removed with virNetworkUpdate (one op per host)."""
-    mac = ch.parts[1]
-    planned = next((o for o in ch.ops if o.args.get("mac") == mac), None)
-    if planned is not None:
-        return planned              # this host's update is planned already (it is not added twice)
-    command = _DHCP_COMMANDS[(ch.before is None and len(ch.parts) == 2, ch.after is None)]
-    return Op(OpName.NETWORK_UPDATE, {"command": command, "section": "ip-dhcp-host",
-                                      "xml": ch.xml or f'<host mac="{mac}"/>', "mac": mac})
+dhcp_host = network_items("ip-dhcp-host", "DHCP hosts are added, changed and removed with virNetworkUpdate "
+                          "(one op per host).", delete_xml=lambda mac: f'<host mac="{mac}"/>')
+dns_host = network_items("dns-host", "DNS hosts are added and removed with virNetworkUpdate (dnsmasq rereads "
+                         "its hosts file); one whose names change restarts the network.", modify=False,
+                         delete_xml=lambda key: f'<host ip="{key.replace("_", ".")}"/>')
+dns_txt = network_items("dns-txt", "TXT records are added and removed with virNetworkUpdate; one whose value "
+                        "changes restarts the network.", modify=False)
+dns_srv = network_items("dns-srv", "SRV records are added and removed with virNetworkUpdate; one whose fields "
+                        "change restarts the network.", modify=False)
+portgroup = network_items("portgroup", "Portgroups are added, changed and removed with virNetworkUpdate; NICs "
+                          "already plugged keep their settings until they are plugged again.")

@@ -282,13 +282,20 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
             f"pool {pool_name} is inactive, so its volumes could not be read: created after the pool "
             "starts unless it exists (then the next plan compares it)")
         changes = _created(desired) + ([Change("encryption.passphrase", None, "(sensitive)", "live")]
-                                       if desired.value_digest else []) + _seed_changes(desired, None)
+                                       if desired.value_digest else []) + (_seed_changes(desired, None) if desired.seed else [])
         return _action(desired, "create", reason, changes, ops, None)
     have = fields.read("Volume", live.root)
-    if desired.seed:
-        return _seed(desired, live, where, marker, have, record)
+    field_changes = _changes(desired, have, record)
+    remade = _seed_changes(desired, record, field_changes) if desired.seed else []
+    if remade:
+        # the record is written after the new image is made: a failed run leaves the old digest,
+        # so the next plan makes it again
+        ops = [Op(OpName.DELETE_VOLUME, where), _create_volume(desired, where)] + marker
+        return _action(desired, "recreate", "a cloud-init seed is made from its documents: it is deleted and made "
+                       "again from them. It holds no guest data (cloud-init reads it at first boot; a running "
+                       "guest keeps the image it has open until it restarts)", remade, ops, have)
     changes, ops = [], []
-    for fc in _changes(desired, have, record):
+    for fc in field_changes:
         path = desired.manifest_path(fc.parts)
         if fc.path in ("format", "backing", "encryption"):
             return _recreate(desired, where, marker, Change(path, fc.before, fc.after, "destructive"),
@@ -323,41 +330,17 @@ def _short(digest: str | None) -> str | None:
     return digest[:19] if digest else None          # sha256: and 12 hex digits
 
 
-def _seed_changes(desired: Desired, record: Record | None) -> list[Change]:
-    """The documents of a cloud-init seed whose digest differs from the record's (all of them
-    when the record has none)."""
+def _seed_changes(desired: Desired, record: Record | None, field_changes: list[FieldChange] = ()) -> list[Change]:
+    """What makes a cloud-init seed again: documents whose digest differs from the record's (all
+    of them when the record has none), and its capacity or format changed by hand (its mode and
+    owner are set in place)."""
     recorded = (record.content.get("seed") if record else None) or {}
     return [Change(f"cloud_init.{name.replace('-', '_')}", _short(recorded.get(name)), _short(desired.seed.get(name)),
                    "live")
             for name in ("user-data", "meta-data", "network-config")
-            if recorded.get(name) != desired.seed.get(name)]
-
-
-def _seed(desired: Desired, live: LiveObject, where: dict, marker: list[Op], have: dict,
-          record: Record | None) -> Action | None:
-    """A cloud-init seed volume: its ISO is made from its documents, so other documents (or a
-    capacity or format changed by hand) make it again rather than edit it. It holds no guest data,
-    so that is live, not destructive."""
-    field_changes = _changes(desired, have, record)
-    remade = _seed_changes(desired, record) + [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live")
-                                               for fc in field_changes if fc.parts[0] != "permissions"]
-    if remade:
-        # the record is written after the new image is made: a failed run leaves the old digest,
-        # so the next plan makes it again
-        ops = [Op(OpName.DELETE_VOLUME, where), _create_volume(desired, where)] + marker
-        return _action(desired, "recreate", "a cloud-init seed is made from its documents: it is deleted and made "
-                       "again from them. It holds no guest data (cloud-init reads it at first boot; a running "
-                       "guest keeps the image it has open until it restarts)", remade, ops, have)
-    changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live") for fc in field_changes]
-    ops = [Op(OpName.SET_VOLUME_PERMISSIONS, {"path": live.root.findtext("target/path"),
-                                              **desired.fields.get("permissions", {})})] if changes else []
-    if marker and not changes:
-        changes.append(Change("owner.hash", record.hash if record else None, desired.hash, "live"))
-    if not changes:
-        return None
-    reason = "its file's mode or owner is set (on this machine only: libvirt has no call for it)" if ops \
-        else "its ownership record is written"
-    return _action(desired, "update", reason, changes, marker + ops, have)
+            if recorded.get(name) != desired.seed.get(name)] + \
+        [Change(desired.manifest_path(fc.parts), fc.before, fc.after, "live")
+         for fc in field_changes if fc.parts[0] != "permissions"]
 
 
 # --- Secret -----------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ def forget(host: HostPort, kind: str, name: str, instance: str) -> None:
     record(host, kind, name, instance, None)
 
 
-def network_update(host: HostPort, kind: str, name: str, command: str, section: str, xml: str, mac: str) -> None:
+def network_update(host: HostPort, kind: str, name: str, command: str, section: str, xml: str, key: str) -> None:
     host.network_update(kind, name, command, section, xml, live=host.is_active(kind, name))
 
 

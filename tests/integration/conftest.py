@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -100,6 +101,25 @@ class Env:
         done = self.run("adopt", f"Guest/{name}", str(self.dir))
         assert done.returncode == 0, done.stderr
         return next(self.dir.glob("guest-*.yaml")).read_text()
+
+    def readopt_as(self, kind: str, name: str, host: str) -> str:
+        """Forget `kind/name`, leave only the Host document `host` in the manifests, adopt it
+        again: the text adopt writes."""
+        assert self.run("forget", f"{kind}/{name}", str(self.dir)).returncode == 0
+        self.write(host)
+        done = self.run("adopt", f"{kind}/{name}", str(self.dir))
+        assert done.returncode == 0, done.stdout + done.stderr
+        return next(self.dir.glob(f"{kind.lower()}-*.yaml")).read_text()
+
+    def recording(self) -> tuple[Callable, list[str]]:
+        """A `run` that keeps every output (stdout and stderr) in the list it returns with it."""
+        outputs: list[str] = []
+
+        def run(*args: str) -> subprocess.CompletedProcess:
+            done = self.run(*args)
+            outputs.append(done.stdout + done.stderr)
+            return done
+        return run, outputs
 
     def converge(self, *extra: str) -> None:
         done = self.apply(*extra)

@@ -30,14 +30,6 @@ def _links() -> list[dict]:
     return json.loads(subprocess.run(["ip", "-d", "-json", "link"], capture_output=True, text=True, check=True).stdout)
 
 
-def _readopt_network(env, name: str) -> str:
-    assert env.run("forget", f"Network/{name}", str(env.dir)).returncode == 0
-    env.write(BASE.split("---\n")[0])
-    done = env.run("adopt", f"Network/{name}", str(env.dir))
-    assert done.returncode == 0, done.stdout + done.stderr
-    return next(env.dir.glob("network-*.yaml")).read_text()
-
-
 def test_macvtap_network_over_a_veth_runs_a_guest(env, veth):
     env.write(small_guest("P-mv", "  interfaces:\n    - {network: P-mvnet}\n") + f"""---
 kind: Network
@@ -51,7 +43,7 @@ spec: {{forward: bridge, interfaces: [{veth}]}}
     (link,) = [l for l in _links() if l["ifname"] == tap]
     assert link["linkinfo"]["info_kind"] == "macvtap" and link["link"] == veth, link
     assert link["linkinfo"]["info_data"]["mode"] == "bridge"
-    text = _readopt_network(env, env.name("mvnet"))
+    text = env.readopt_as("Network", env.name("mvnet"), BASE.split("---\n")[0])
     assert "forward: bridge" in text and f"interfaces: [{veth}]" in text, text
     code, doc = env.plan()
     assert code == 0, doc
@@ -114,7 +106,7 @@ spec:
     assert f"via {env.ip(254)}" in routes, routes
     assert env.lookup("g").ID() == dom_id
 
-    text = _readopt_network(env, net)
+    text = env.readopt_as("Network", net, BASE.split("---\n")[0])
     assert "ranges:" in text and "name: info.example" in text and "10.123.0.0/16" in text, text
     code, doc = env.plan()
     assert code == 0, doc

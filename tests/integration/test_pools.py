@@ -22,15 +22,6 @@ def _pool(name: str):
     return _conn(readonly=True).storagePoolLookupByName(name)
 
 
-def _readopt_pool(env, name: str) -> str:
-    """Forget pool `name`, drop the manifests but their Host, adopt it again: the text adopt writes."""
-    assert env.run("forget", f"StoragePool/{name}", str(env.dir)).returncode == 0
-    env.write(HOST)
-    done = env.run("adopt", f"StoragePool/{name}", str(env.dir))
-    assert done.returncode == 0, done.stdout + done.stderr
-    return next(env.dir.glob("storagepool-*.yaml")).read_text()
-
-
 def test_fs_pool_formats_a_blank_device_and_mounts_it(env):
     with loop_device(f"{env.prefix}-fs") as dev:
         mount = f"/var/tmp/{env.prefix}-fsmnt"
@@ -49,7 +40,7 @@ spec: {{pool: P-fs, capacity: 16MiB}}
         assert pool.isActive() and pool.storageVolLookupByName("data.qcow2")
         assert f"{dev} {mount} ext4" in open("/proc/mounts").read()
 
-        text = _readopt_pool(env, env.name("fs"))
+        text = env.readopt_as("StoragePool", env.name("fs"), HOST)
         assert "type: fs" in text and f"devices: [{dev}]" in text and "format: ext4" in text, text
         code, doc = env.plan()
         assert code == 0, doc
@@ -98,7 +89,7 @@ spec: {{type: disk, source: {{devices: [{dev}], format: gpt}}}}
 """)
         env.converge()
         assert blkid_type(dev) == "gpt" and _pool(env.name("disk")).isActive()
-        text = _readopt_pool(env, env.name("disk"))
+        text = env.readopt_as("StoragePool", env.name("disk"), HOST)
         assert "type: disk" in text and "format: gpt" in text, text
         code, doc = env.plan()
         assert code == 0, doc
@@ -116,7 +107,7 @@ spec: {{type: logical, source: {{devices: [{dev}], name: {vg}}}}}
         assert blkid_type(dev) == "LVM2_member"
         pool = _pool(env.name("lvm"))
         assert pool.isActive() and f"<path>/dev/{vg}</path>" in pool.XMLDesc(0)
-        text = _readopt_pool(env, env.name("lvm"))
+        text = env.readopt_as("StoragePool", env.name("lvm"), HOST)
         assert f"name: {vg}" in text and f"devices: [{dev}]" in text, text
         code, doc = env.plan()
         assert code == 0, doc

@@ -40,12 +40,7 @@ def test_secret_value_is_set_changed_and_never_shown(env, monkeypatch, tmp_path)
     monkeypatch.setenv("VRT_CHAP", first)
     env.write(MANIFEST.replace("PRIVATE", "false"))
     name = env.name("chap")
-    outputs = []
-
-    def run(*args):
-        done = env.run(*args)
-        outputs.append(done.stdout + done.stderr)
-        return done
+    run, outputs = env.recording()
 
     saved = tmp_path / "s.plan"
     assert run("plan", str(env.dir), "--out", str(saved)).returncode == 2

@@ -149,12 +149,7 @@ metadata: {name: sealed.qcow2}
 spec: {pool: P-vols, capacity: 32MiB, encryption: {passphrase: {env: VRT_LUKS}}, protect: false}
 """
     env.write(text)
-    outputs = []
-
-    def run(*args):
-        done = env.run(*args)
-        outputs.append(done.stdout + done.stderr)
-        return done
+    run, outputs = env.recording()
 
     saved = tmp_path / "luks.plan"
     assert run("plan", str(env.dir), "--out", str(saved)).returncode == 2
