@@ -1,12 +1,19 @@
 """Benchmark: apply and no-op plan of many objects, next to plain libvirt-python read/define scripts.
 
 Usage: .venv/bin/python bench/plan_apply.py [--guests 200] [--networks 20] [--pools 20] [--runs 3]
+       .venv/bin/python bench/plan_apply.py --sizes 10,200,1000     (issue 11's table)
 Creates objects named vrtbench-* on qemu:///system, prints timings, and removes them again.
+With --sizes, each N is N guests, N/10 NAT networks, N/10 dir pools and N qcow2 volumes; the
+table shows apply (parallel, then --parallelism 1) beside the plain sequential define script, the
+no-op plan beside the plain read-all script, and the no-op plan's peak RSS. Targets (issue 11):
+no-op plan within 2x of plain read at N=1000 and under 0.3 s at N=10; apply within 1.3x of plain
+define; peak RSS under 150 MB at N=1000.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -58,7 +65,8 @@ def manifests(guests: int, networks: int, pools: int) -> str:
     docs = [f'kind: Host\nmetadata: {{name: local}}\nspec: {{uri: "qemu:///system", instance: {PREFIX}}}']
     for n in range(networks):
         docs.append(f"kind: Network\nmetadata: {{name: {PREFIX}-net{n}}}\n"
-                    f"spec: {{forward: isolated, bridge: {PREFIX}{n}, autostart: false}}")
+                    f"spec: {{forward: nat, bridge: {PREFIX}{n}, autostart: false, "
+                    f"ipv4: {{address: 10.{150 + n // 250}.{n % 250}.1/24}}}}")
     for p in range(pools):
         docs.append(f"kind: StoragePool\nmetadata: {{name: {PREFIX}-pool{p}}}\n"
                     f"spec: {{path: {IMAGES}/{PREFIX}-pool{p}, autostart: false}}")
@@ -97,13 +105,59 @@ def snapshot() -> dict:
     return docs
 
 
-def timed(cmd: list[str], ok=(0,)) -> float:
+# as an installed tool runs: its modules' bytecode written once and read after (a shell with
+# PYTHONDONTWRITEBYTECODE=1 would compile every module on every run)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def measured(cmd: list[str], ok=(0,)) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one run of `cmd`."""
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if done.returncode not in ok:
-        raise SystemExit(f"{cmd[:4]} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return elapsed
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, env=ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        if code not in ok:
+            out.seek(0)
+            raise SystemExit(f"{cmd[:4]} exited {code}:\n{out.read()[-4000:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def timed(cmd: list[str], ok=(0,)) -> float:
+    return measured(cmd, ok)[0]
+
+
+def table(sizes: list[int], runs: int) -> None:
+    """Issue 11's table: for each N, ours beside the plain scripts, in one run."""
+    tool = [sys.executable, "-m", "reconciler"]
+    rows = []
+    for n in sizes:
+        nets = pools = max(1, n // 10)
+        cleanup()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bench.yaml"
+            path.write_text(manifests(n, nets, pools))
+            docs = Path(tmp) / "docs.json"
+            try:
+                apply_par = timed(tool + ["apply", str(path), "--auto-approve"])
+                plans = [measured(tool + ["plan", str(path)]) for _ in range(runs)]
+                reads = [timed([sys.executable, "-c", READ_ONLY], ) for _ in range(runs)]
+                docs.write_text(json.dumps(snapshot()))
+                cleanup()
+                define = timed([sys.executable, "-c", DEFINE_ONLY, str(docs)])
+                cleanup()
+                apply_seq = timed(tool + ["apply", str(path), "--auto-approve", "--parallelism", "1"])
+            finally:
+                cleanup()
+        rows.append((n, apply_par, apply_seq, define, statistics.median(p[0] for p in plans),
+                     statistics.median(reads), max(p[1] for p in plans)))
+    print("| N | apply: ours (parallel) / ours (--parallelism 1) / plain define | "
+          "no-op plan: ours / plain read-all | plan peak RSS |")
+    print("|---|---|---|---|")
+    for n, par, seq, define, plan, read, rss in rows:
+        print(f"| {n} | {par:.2f} s / {seq:.2f} s / {define:.2f} s ({seq / define:.2f}x) | "
+              f"{plan:.2f} s / {read:.2f} s ({plan / read:.1f}x) | {rss:.0f} MB |")
 
 
 def main() -> None:
@@ -112,7 +166,11 @@ def main() -> None:
     args.add_argument("--networks", type=int, default=20)
     args.add_argument("--pools", type=int, default=20)
     args.add_argument("--runs", type=int, default=3)
+    args.add_argument("--sizes", help="comma-separated N: print issue 11's table instead")
     opts = args.parse_args()
+    if opts.sizes:
+        table([int(n) for n in opts.sizes.split(",")], opts.runs)
+        return
     tool = [sys.executable, "-m", "reconciler"]
     cleanup()
     with tempfile.TemporaryDirectory() as tmp:

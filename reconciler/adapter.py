@@ -5,6 +5,7 @@ import contextlib
 import functools
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable
 
@@ -30,6 +31,8 @@ libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions
 # A daemon that stops answering (frozen, host gone) is dropped after about
 # KEEPALIVE_INTERVAL * (KEEPALIVE_COUNT + 1) seconds; its calls then fail instead of waiting.
 KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
+# Reads in flight at once on one connection while observing (libvirt answers them in parallel).
+READERS = 4
 # Errors that mean "the object went away while we read it" (another client deleted it).
 _GONE = {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
          libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_SECRET}
@@ -151,57 +154,86 @@ class Host:
         return deadline.within(self.timeout, f"host {self.name!r} ({self.uri})", self._observe, volume_pools)
 
     def _observe(self, volume_pools: Callable[[HostState], set[str]]) -> HostState:
-        with _call("read", self.uri):
+        with _call("read", self.uri), ThreadPoolExecutor(READERS, "libvirt read") as pool_of_readers:
+            each = pool_of_readers.map
             state = HostState(self.name, self.uri, capabilities(self.conn.getCapabilities()))
             state.facts.memory_kib = self.conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)["total"]
-            state.facts.interfaces = self._interfaces()
-            state.secrets = self._secrets(state)
-            for dom in self.conn.listAllDomains(0):
-                self._keep(state, _gone(lambda dom=dom: self._domain(dom)))
-            for net in self.conn.listAllNetworks(0):
-                self._keep(state, _gone(lambda net=net: LiveObject(
+            state.facts.interfaces = self._interfaces(each)
+            state.secrets = self._secrets(state, each)
+            # run state, autostart and persistence from a few filtered lists, not calls per object
+            domains = self.conn.listAllDomains(0)
+            running = self._names(self.conn.listAllDomains, libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            paused = self._names(self.conn.listAllDomains, libvirt.VIR_CONNECT_LIST_DOMAINS_PAUSED)
+            autostart = self._names(self.conn.listAllDomains, libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART) & \
+                self._names(self.conn.listAllDomains, libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
+            for obj in each(lambda dom: _gone(lambda: self._domain(dom, running, paused, autostart)), domains):
+                self._keep(state, obj)
+            active = self._names(self.conn.listAllNetworks, libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)
+            autostart = self._names(self.conn.listAllNetworks, libvirt.VIR_CONNECT_LIST_NETWORKS_AUTOSTART)
+            for obj in each(lambda net: _gone(lambda: LiveObject(
                     "Network", net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE),
-                    bool(net.isActive()), bool(net.autostart()))))
-            pools = {}
-            for pool in self.conn.listAllStoragePools(0):
-                if self._keep(state, _gone(lambda pool=pool: LiveObject(
-                        "StoragePool", pool.name(), pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE),
-                        bool(pool.isActive()), bool(pool.autostart())))):
-                    pools[pool.name()] = pool
-            for name in sorted(volume_pools(state) & set(pools)):
-                if state.objects[("StoragePool", name)].active and self._volumes(state, name, pools[name]):
-                    state.listed_pools.add(name)
+                    net.name() in active, net.name() in autostart)), self.conn.listAllNetworks(0)):
+                self._keep(state, obj)
+            pools = {p.name(): p for p in self.conn.listAllStoragePools(0)}
+            active = self._names(self.conn.listAllStoragePools, libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
+            autostart = self._names(self.conn.listAllStoragePools, libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART)
+            for obj in each(lambda pool: _gone(lambda: LiveObject(
+                    "StoragePool", pool.name(), pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE),
+                    pool.name() in active, pool.name() in autostart)), pools.values()):
+                self._keep(state, obj)
+            listed = sorted(name for name in volume_pools(state) & set(pools)
+                            if ("StoragePool", name) in state.objects and state.objects[("StoragePool", name)].active)
+            found = dict(zip(listed, each(lambda name: self._volume_list(pools[name]), listed)))
+            state.listed_pools.update(name for name, got in found.items() if got is not None)
+            vols = [(name, vol) for name, got in found.items() if got is not None for vol in got]
+            for obj in each(lambda pair: _gone(lambda: LiveObject(
+                    "Volume", f"{pair[0]}/{pair[1].name()}", pair[1].XMLDesc(0), True)), vols):
+                self._keep(state, obj)
         return state
 
-    def _interfaces(self) -> dict[str, str] | None:
+    @staticmethod
+    def _names(list_all, flags: int) -> set[str]:
+        return {obj.name() for obj in list_all(flags)}
+
+    def _interfaces(self, each=map) -> dict[str, str] | None:
         """The host's network interfaces and their types (libvirt's udev backend); None when the
         driver cannot list them."""
         try:
             listed = self.conn.listAllInterfaces(0)
         except libvirt.libvirtError:
             return None
-        out = {}
-        for iface in listed:
-            try:
-                out[iface.name()] = fields.parse(iface.XMLDesc(0)).get("type", "")
-            except (libvirt.libvirtError, etree.XMLSyntaxError):
-                continue          # gone meanwhile, or unreadable: not a bridge we can use
-        return out
 
-    def _secrets(self, state: HostState) -> dict[str, str]:
+        def read(iface) -> tuple[str, str] | None:
+            try:
+                return iface.name(), fields.parse(iface.XMLDesc(0)).get("type", "")
+            except (libvirt.libvirtError, etree.XMLSyntaxError):
+                return None       # gone meanwhile, or unreadable: not a bridge we can use
+
+        return dict(found for found in each(read, listed) if found is not None)
+
+    def _secrets(self, state: HostState, each=map) -> dict[str, str]:
         """The tool's own secrets (ownership records, locks): usage -> XML; the Secret objects
         (ceph, iSCSI, TLS and vTPM secrets, named by their usage) go into `state`."""
-        out = {}
-        for secret in self.conn.listAllSecrets(0):
+        def read(secret) -> tuple[int, str, str | None]:
+            usage_type, usage = secret.usageType(), secret.usageID()   # both come with the list
+            if not (usage_type == libvirt.VIR_SECRET_USAGE_TYPE_VOLUME and usage.startswith(TOOL_USAGES)
+                    or usage_type in _SECRET_USAGES.values()):
+                return usage_type, usage, None
             try:
-                usage_type, usage = secret.usageType(), secret.usageID()
-                if usage_type == libvirt.VIR_SECRET_USAGE_TYPE_VOLUME and usage.startswith(TOOL_USAGES):
-                    out[usage] = secret.XMLDesc(0)
-                elif usage_type in _SECRET_USAGES.values():
-                    self._keep(state, LiveObject("Secret", usage, secret.XMLDesc(0), True))
+                return usage_type, usage, secret.XMLDesc(0)
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_SECRET:
                     raise
+                return usage_type, usage, None
+
+        out = {}
+        for usage_type, usage, xml in each(read, self.conn.listAllSecrets(0)):
+            if xml is None:
+                continue
+            if usage_type == libvirt.VIR_SECRET_USAGE_TYPE_VOLUME:
+                out[usage] = xml
+            else:
+                self._keep(state, LiveObject("Secret", usage, xml, True))
         return out
 
     @staticmethod
@@ -210,27 +242,23 @@ class Host:
             state.objects[(obj.kind, obj.name)] = obj
         return obj
 
-    def _domain(self, dom) -> LiveObject:
+    def _domain(self, dom, running: set[str], paused: set[str], autostart: set[str]) -> LiveObject:
         """A guest as read: its saved definition (with passwords on a read-write connection)."""
-        run_state = dom.state()[0]
-        active = run_state != libvirt.VIR_DOMAIN_SHUTOFF
+        name = dom.name()
+        active = name in running
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE | (0 if self.readonly else libvirt.VIR_DOMAIN_XML_SECURE)
-        return LiveObject("Guest", dom.name(), dom.XMLDesc(flags), active,
-                          bool(dom.autostart()) if dom.isPersistent() else False,
-                          dom.XMLDesc(0) if active else None, run_state == libvirt.VIR_DOMAIN_PAUSED)
+        return LiveObject("Guest", name, dom.XMLDesc(flags), active, name in autostart,
+                          dom.XMLDesc(0) if active else None, name in paused)
 
-    def _volumes(self, state: HostState, name: str, pool) -> bool:
-        """Read one pool's volumes; False when the pool went away or stopped meanwhile."""
+    @staticmethod
+    def _volume_list(pool) -> list | None:
+        """A pool's volumes; None when the pool went away or stopped meanwhile."""
         try:
-            vols = pool.listAllVolumes(0)
+            return pool.listAllVolumes(0)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() in _GONE | {libvirt.VIR_ERR_OPERATION_INVALID}:
-                return False
+                return None
             raise
-        for vol in vols:
-            key = f"{name}/{vol.name()}"
-            self._keep(state, _gone(lambda vol=vol, key=key: LiveObject("Volume", key, vol.XMLDesc(0), True)))
-        return True
 
     # --- single calls ----------------------------------------------------------------------------
     # Each method is one libvirt call on one object (after its lookup); what to call when, and

@@ -1,8 +1,11 @@
-"""Execute a plan: each action's ops in order; dependents of a failed action are skipped."""
+"""Execute a plan: hosts at once, independent actions of a host at once (up to a limit), each
+action's ops in order; dependents of a failed action are skipped."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Protocol
 
 from datetime import datetime, timezone
@@ -31,6 +34,7 @@ class Options:
     force_stop: bool = False       # power a guest off when it ignores the shutdown request
     allow_disruptive: bool = False  # move the connection to a host (a bridge taking its interface)
     rollback_timeout: int = 60      # seconds a host may take to answer again after that, or it is rolled back
+    parallelism: int = 10           # actions run at once on one host (independent ones only)
 
 
 def _blocked(action: Action, options: Options) -> str | None:
@@ -101,25 +105,115 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
     return Result(action.address, "done", notes=notes)
 
 
-def apply(plan: Plan, hosts: dict[str, HostPort], options: Options, progress: Progress = Silent()) -> list[Result]:
-    """Run every action in plan order, telling `progress` when each starts and ends."""
-    results: list[Result] = []
+def groups(actions: list[Action]) -> list[list[int]]:
+    """One host's actions (plan order) in groups that run one after the other: a run of actions
+    of one kind (the plan orders kinds: secrets, networks, pools, volumes, guests, then deletions)."""
+    def group_of(action: Action) -> tuple[str, bool]:
+        return action.kind, action.action == "delete"
+
+    out: list[list[int]] = []
+    for i, action in enumerate(actions):
+        if not out or group_of(action) != group_of(actions[i - 1]):
+            out.append([])
+        out[-1].append(i)
+    return out
+
+
+def waits_for(actions: list[Action], group: list[int]) -> dict[int, set[int]]:
+    """Within a group, the earlier actions each must wait for: those it depends on (a volume
+    cloned from another), earlier actions on the same object, and, for a host bridge change,
+    everything before it (bridges change one at a time)."""
+    out: dict[int, set[int]] = {}
+    seen: dict[str, int] = {}
+    for n, i in enumerate(group):
+        action = actions[i]
+        wait = {seen[d] for d in action.deps if d in seen}
+        if action.address in seen:
+            wait.add(seen[action.address])
+        if action.kind == "Bridge":
+            wait.update(group[:n])
+        out[i] = wait
+        seen[action.address] = i
+    return out
+
+
+class _Serialised:
+    """A Progress several threads may call at once (one line at a time)."""
+
+    def __init__(self, progress: Progress):
+        self.progress, self.lock = progress, threading.Lock()
+
+    def start(self, action: Action) -> None:
+        with self.lock:
+            self.progress.start(action)
+
+    def note(self, action: Action, text: str) -> None:
+        with self.lock:
+            self.progress.note(action, text)
+
+    def end(self, action: Action, result: Result, seconds: float) -> None:
+        with self.lock:
+            self.progress.end(action, result, seconds)
+
+
+def _run_host(actions: list[Action], host: HostPort, options: Options, instance: str,
+              progress: Progress) -> list[Result]:
+    """One host's actions, group after group; within a group up to options.parallelism at once,
+    each when what it waits for has ended. An action whose dependency did not succeed is skipped."""
+    results: list[Result | None] = [None] * len(actions)
     not_done: set[str] = set()
-    for action in plan.actions:
-        failed_dep = next((d for d in action.deps if d in not_done), None)
-        blocked = _blocked(action, options)
+    limit = max(1, options.parallelism)
+
+    def run(i: int) -> tuple[Result, float]:
         started = time.monotonic()
-        if failed_dep or blocked:
-            result = Result(action.address, "skipped", f"because {failed_dep} did not succeed" if failed_dep else blocked)
-        else:
-            progress.start(action)
-            try:
-                result = run_action(action, hosts[action.host], options,
-                                    plan.instances.get(action.host, "default"), progress)
-            except AdapterError as exc:
-                result = Result(action.address, "failed", str(exc))
+        try:
+            result = run_action(actions[i], host, options, instance, progress)
+        except AdapterError as exc:
+            result = Result(actions[i].address, "failed", str(exc))
+        return result, time.monotonic() - started
+
+    def finish(i: int, result: Result, seconds: float) -> None:
+        results[i] = result
         if result.status != "done":
-            not_done.add(action.address)
-        results.append(result)
-        progress.end(action, result, time.monotonic() - started)
-    return results
+            not_done.add(actions[i].address)
+        progress.end(actions[i], result, seconds)
+
+    with ThreadPoolExecutor(limit, "apply") as pool:
+        for group in groups(actions):
+            waits, waiting, running = waits_for(actions, group), list(group), {}
+            while waiting or running:
+                for i in list(waiting):
+                    if len(running) >= limit:
+                        break
+                    if any(results[j] is None for j in waits[i]):
+                        continue
+                    waiting.remove(i)
+                    action = actions[i]
+                    failed_dep = next((d for d in action.deps if d in not_done), None)
+                    blocked = _blocked(action, options)
+                    if failed_dep or blocked:
+                        finish(i, Result(action.address, "skipped",
+                                         f"because {failed_dep} did not succeed" if failed_dep else blocked), 0.0)
+                        continue
+                    progress.start(action)
+                    running[pool.submit(run, i)] = i
+                if running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        finish(running.pop(future), *future.result())
+    return [r for r in results if r is not None]
+
+
+def apply(plan: Plan, hosts: dict[str, HostPort], options: Options, progress: Progress = Silent()) -> list[Result]:
+    """Run the plan: hosts at the same time, each host's actions as _run_host does; results in
+    plan order, `progress` told when each action starts and ends."""
+    progress = _Serialised(progress)
+    by_host: dict[str, list[Action]] = {}
+    for action in plan.actions:
+        by_host.setdefault(action.host, []).append(action)
+    with ThreadPoolExecutor(max(1, len(by_host)), "host") as pool:
+        futures = {name: pool.submit(_run_host, actions, hosts[name], options,
+                                     plan.instances.get(name, "default"), progress)
+                   for name, actions in by_host.items()}
+        done = {name: iter(future.result()) for name, future in futures.items()}
+    return [next(done[action.host]) for action in plan.actions]

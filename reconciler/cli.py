@@ -10,12 +10,11 @@ from typing import Optional
 
 import typer
 
-from . import console, manage, monitor, pipeline, report
+from . import console, pipeline, report
 from .apply import Options
 from .errors import ManifestError, ReconcilerError
 from .pipeline import PlanOptions
 from .plan import Plan
-from .schema import schema_text
 
 
 
@@ -80,6 +79,8 @@ def _main(version: bool = typer.Option(False, "--version", "-V", callback=_versi
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 PathsArg = typer.Argument(..., metavar="PATH", help="manifest files or directories (*.yaml, *.yml, read recursively)")
 HostOpt = typer.Option(None, "--host", metavar="NAME", help="only this Host")
+SelectorOpt = typer.Option(None, "--selector", "-l", metavar="LABELS",
+                           help="only Hosts whose labels match: key=value, key!=value, key, !key (commas: all of them)")
 DeleteTpm = typer.Option(False, "--delete-tpm-state", help="with --prune: deleted guests' TPM state goes too "
                                                            "(kept by default)")
 LockTimeout = typer.Option(300, "--lock-timeout", help="seconds to wait for a host lock held by another run")
@@ -123,7 +124,7 @@ def plan(paths: list[Path] = PathsArg,
          json_out: bool = typer.Option(False, "--json", help="print the plan as JSON on stdout"),
          fmt: str = typer.Option("text", "--format", help="text, json or markdown (a pull-request comment)"),
          out: Optional[Path] = typer.Option(None, "--out", help="save the plan for apply --plan"),
-         host: Optional[str] = HostOpt,
+         host: Optional[str] = HostOpt, selector: Optional[str] = SelectorOpt,
          prune: bool = typer.Option(False, "--prune", help="also delete owned objects that left the manifests"),
          allow_empty: bool = typer.Option(False, "--allow-empty", help="let --prune empty a host"),
          delete_tpm_state: bool = DeleteTpm,
@@ -134,7 +135,8 @@ def plan(paths: list[Path] = PathsArg,
         _err("Error: --format is text, json or markdown")
         raise typer.Exit(EXIT_ERROR)
     try:
-        the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty, show_unmanaged, delete_tpm_state))
+        the_plan = pipeline.plan(paths, pipeline.HostChoice(host, selector),
+                                 PlanOptions(prune, allow_empty, show_unmanaged, delete_tpm_state))
         if out:
             the_plan.save(out)
     except ReconcilerError as exc:
@@ -154,7 +156,7 @@ def plan(paths: list[Path] = PathsArg,
 def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", help="manifest files or directories"),
           plan_file: Optional[Path] = typer.Option(None, "--plan", help="apply this saved plan, without asking"),
           auto_approve: bool = typer.Option(False, "--auto-approve", help="do not ask for 'yes'"),
-          host: Optional[str] = HostOpt,
+          host: Optional[str] = HostOpt, selector: Optional[str] = SelectorOpt,
           prune: bool = typer.Option(False, "--prune", help="also delete owned objects that left the manifests"),
           allow_empty: bool = typer.Option(False, "--allow-empty", help="let --prune empty a host"),
           delete_tpm_state: bool = DeleteTpm,
@@ -168,6 +170,9 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
                                                     "it is rolled back"),
           shutdown_timeout: int = typer.Option(120, "--shutdown-timeout", help="seconds a guest gets to shut down"),
           force_stop: bool = typer.Option(False, "--force-stop", help="power off guests that do not shut down in time"),
+          parallelism: int = typer.Option(10, "--parallelism", min=1, max=100,
+                                          help="actions run at once on each host (independent ones only; hosts "
+                                               "are applied at the same time)"),
           lock_timeout: int = LockTimeout,
           json_out: bool = typer.Option(False, "--json", help="stream JSON lines on stdout: the plan, each action's "
                                                               "start and end, the summary")) -> None:
@@ -178,7 +183,8 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
     if json_out and not (auto_approve or plan_file):
         _err("Error: --json cannot ask for approval: add --auto-approve (or apply a saved --plan)")
         raise typer.Exit(EXIT_ERROR)
-    options = Options(restart, allow_destroy, shutdown_timeout, force_stop, allow_disruptive, rollback_timeout)
+    options = Options(restart, allow_destroy, shutdown_timeout, force_stop, allow_disruptive, rollback_timeout,
+                      parallelism)
     failed: dict[str, str] = {}
     try:
         if plan_file:
@@ -188,7 +194,7 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
             commit = saved.git.get("commit", "")
         else:
             manifest = pipeline.load(paths)
-            hosts = pipeline.targets(manifest, pipeline.hosts_of(manifest, host))
+            hosts = pipeline.targets(manifest, pipeline.hosts_of(manifest, pipeline.HostChoice(host, selector)))
             commit = ""
         with pipeline.locked(hosts, "apply", lock_timeout, _err, commit, failed) as conns:
             if plan_file:
@@ -196,7 +202,8 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
                 the_plan.actions = [a for a in the_plan.actions if a.host in conns]
                 pipeline.check_saved(the_plan)
             else:
-                the_plan = pipeline.plan(paths, host, PlanOptions(prune, allow_empty, delete_tpm_state=delete_tpm_state),
+                the_plan = pipeline.plan(paths, pipeline.HostChoice(host, selector),
+                                         PlanOptions(prune, allow_empty, delete_tpm_state=delete_tpm_state),
                                          hosts=set(conns))
             the_plan.problems = list(failed.values()) + the_plan.problems
             _apply(the_plan, conns, options, not (auto_approve or plan_file), json_out)
@@ -258,6 +265,7 @@ def _warn_dirty(the_plan: Plan) -> None:
 
 def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_timeout, as_json=False,
                 show_unmanaged=False) -> int:
+    from . import monitor
     try:
         result = monitor.run(paths, host, repair, options, lock_timeout, _err)
     except ReconcilerError as exc:
@@ -278,7 +286,7 @@ def _drift_once(paths, host, json_file, metrics_file, repair, options, lock_time
 
 
 @app.command()
-def drift(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
+def drift(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt, selector: Optional[str] = SelectorOpt,
           json_out: bool = typer.Option(False, "--json", help="print the report as JSON on stdout"),
           json_file: Optional[Path] = typer.Option(None, "--report", help="also write the JSON report to this file "
                                                                          "(atomically)"),
@@ -291,13 +299,13 @@ def drift(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
                                               help="also list, per owned object, the parts no manifest field manages")) -> None:
     """Report what changed outside git (read-only unless --repair). Exit 0 in sync, 2 drift or
     pending changes, 1 error."""
-    raise typer.Exit(_drift_once(paths, host, json_file, metrics_file, repair,
+    raise typer.Exit(_drift_once(paths, pipeline.HostChoice(host, selector), json_file, metrics_file, repair,
                                  Options(restart=restart, force_stop=force_stop), lock_timeout, json_out,
                                  show_unmanaged))
 
 
 @app.command()
-def watch(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
+def watch(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt, selector: Optional[str] = SelectorOpt,
           interval: float = typer.Option(300, "--interval", help="seconds between drift runs"),
           json_file: Optional[Path] = typer.Option(None, "--report", help="write the JSON report to this file"),
           metrics_file: Optional[Path] = typer.Option(None, "--metrics", help="write Prometheus textfile metrics"),
@@ -308,7 +316,7 @@ def watch(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
     code, run = 0, 0
     while iterations == 0 or run < iterations:
         started = time.monotonic()
-        code = _drift_once(paths, host, json_file, metrics_file, repair, Options(), lock_timeout)
+        code = _drift_once(paths, pipeline.HostChoice(host, selector), json_file, metrics_file, repair, Options(), lock_timeout)
         run += 1
         if iterations and run >= iterations:
             break
@@ -317,13 +325,14 @@ def watch(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
 
 
 @app.command()
-def status(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt,
+def status(paths: list[Path] = PathsArg, host: Optional[str] = HostOpt, selector: Optional[str] = SelectorOpt,
            json_out: bool = typer.Option(False, "--json", help="print as JSON"),
            show_unmanaged: bool = typer.Option(False, "--show-unmanaged",
                                                help="list, per managed object, the parts no manifest field manages")) -> None:
     """List per host: managed objects with the commit they were applied from, missing and unmanaged ones."""
+    from . import manage
     try:
-        hosts, errors = manage.status(paths, host, show_unmanaged)
+        hosts, errors = manage.status(paths, pipeline.HostChoice(host, selector), show_unmanaged)
     except ReconcilerError as exc:
         _fail(exc)
     report.status(hosts, json_out, sys.stdout, errors)
@@ -337,6 +346,7 @@ def adopt(kind_name: str = typer.Argument(..., metavar="KIND/NAME", help="e.g. G
           lock_timeout: int = LockTimeout) -> None:
     """Take an unmanaged object under management: write its manifest from its live definition and
     mark it owned. The next plan shows no changes for it."""
+    from . import manage
     try:
         written, unmanaged = manage.adopt(paths, kind_name, host, out, lock_timeout, _err)
     except ReconcilerError as exc:
@@ -350,6 +360,7 @@ def adopt(kind_name: str = typer.Argument(..., metavar="KIND/NAME", help="e.g. G
 def forget(kind_name: str = typer.Argument(..., metavar="KIND/NAME"), paths: list[Path] = PathsArg,
            host: Optional[str] = HostOpt, lock_timeout: int = LockTimeout) -> None:
     """Stop managing an object (it stays on the host, unmanaged). Remove it from the manifests too."""
+    from . import manage
     try:
         manage.forget(paths, kind_name, host, lock_timeout, _err)
     except ReconcilerError as exc:
@@ -361,6 +372,7 @@ def forget(kind_name: str = typer.Argument(..., metavar="KIND/NAME"), paths: lis
 def unlock(lock_id: str = typer.Argument(..., metavar="ID"), paths: list[Path] = PathsArg,
            host: Optional[str] = HostOpt) -> None:
     """Break a host lock left by a killed run; only the lock with this ID is removed."""
+    from . import manage
     try:
         manage.unlock(paths, lock_id, host)
     except ReconcilerError as exc:
@@ -392,6 +404,7 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", help="write to this
                                           "each field's libvirt XML, reset and live behaviour")) -> None:
     """Print the JSON Schema of the manifest documents (or the field reference)."""
     from .reference import markdown
+    from .schema import schema_text
     text = markdown() if reference else schema_text()
     if out:
         out.write_text(text, encoding="utf-8")

@@ -5,11 +5,12 @@ import hashlib
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from . import escape, fields, hostbridge, models, netconfig, secretref, seed
+from . import escape, fields, models, secretref
 from .identity import disk_targets, interface_macs, object_uuid, spec_hash
 from .live import HostState, LiveObject
 from .manifest import Item, Manifest, Ref
-from .ownership import Provenance, marker_xml, owner_context
+from .kinds import has_marker
+from .ownership import Provenance, marker_xml, owner_context, with_marker
 from .render import render
 
 
@@ -53,6 +54,21 @@ class Desired:
         return marker_xml(self.owner)
 
 
+class Parts(dict):
+    """The XML of each keyed element of a guest (hot-plug, edits), rendered when first asked
+    for: a plan that changes no element renders none."""
+
+    def __init__(self, makers: dict):
+        super().__init__()
+        self.makers = makers      # key -> (template, its variable, the element)
+
+    def get(self, key, default=None):
+        if key not in self and key in self.makers:
+            template, var, element = self.makers[key]
+            self[key] = render(template, **{var: element}).strip()
+        return super().get(key, default)
+
+
 _COLLECTIONS = {name for table in fields.TABLES.values() for name, spec in table.items()
                 if isinstance(spec, fields.Items)}
 _STATED_WHOLE = ("disks", "interfaces", "graphics", "dhcp_hosts")    # spec.exclusive needs them, even empty
@@ -80,11 +96,12 @@ def _only(values: dict, stated: dict) -> dict:
 def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
               unstated: tuple = (), stated: dict | None = None,
               unstated_in: dict | None = None, extra: dict | None = None) -> tuple[str, dict, dict]:
-    """Render, read the fields back, then render again with the owner marker.
+    """Render once, read the fields back, then add the owner marker (guests, networks).
 
     The marker's hash covers exactly the compared fields, autostart and protection, so neither
     reformatting a manifest nor a name libvirt picked (bridge) looks like a new definition."""
-    values = fields.read(item.ref.kind, render(template, **{key: context | {"owner": None}}))
+    xml = render(template, **{key: context})
+    values = fields.read(item.ref.kind, xml)
     for name in unstated:
         values[name] = None
     for name, part in (stated or {}).items():     # groups stated in part: only what they state
@@ -98,7 +115,7 @@ def _rendered(template: str, key: str, context: dict, item: Item, ctx: Context,
                "protect": spec.protect} | (extra or {})
     owner = owner_context(ctx.instance, spec_hash(item.ref.kind, item.ref.name, content), content,
                           ctx.provenance, spec.protect)
-    return render(template, **{key: context | {"owner": owner}}), compared, owner
+    return (with_marker(xml, owner) if has_marker(item.ref.kind) else xml), compared, owner
 
 
 def _secret_deps(manifest: Manifest, host: str, usages: list[str | None]) -> list[str]:
@@ -146,7 +163,7 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
                       "iothread": disk.iothread, "luks_secret": _luks_secret(vol, state, ctx)})
     tpm = spec.tpm and SimpleNamespace(**spec.tpm.model_dump(), secret_uuid=secret_uuid(
         manifest, state, ctx, host, spec.tpm.secret) if spec.tpm.secret else None)
-    live_macs = list(fields.read("Guest", live.root)["interfaces"]) if live else []
+    live_macs = list(live.values["interfaces"]) if live else []
     macs = interface_macs([n.mac for n in spec.interfaces], live_macs, uuid)
     nics = [{"network": n.network, "bridge": n.bridge, "direct": n.direct, "mac": mac, "model": n.model,
              "mtu": n.mtu, "queues": n.queues, "link": n.link, "boot_order": n.boot_order, "hostdev": n.hostdev,
@@ -218,15 +235,16 @@ def guest(item: Item, manifest: Manifest, live: LiveObject | None, state: HostSt
               ("tpm", tpm, "model", "tpm.xml.j2", "tpm"),
               ("rng", spec.rng, "model", "rng.xml.j2", "rng"),
               ("watchdog", spec.watchdog, "model", "watchdog.xml.j2", "wd")]
-    parts, index = {}, {}
+    makers, index = {}, {}
     for name, items, key, template, var, indexed in listed:
         for n, element in enumerate(items):
-            parts[(name, key(element))] = render(template, **{var: element}).strip()
+            makers[(name, key(element))] = (template, var, element)
             if indexed:
                 index[(name, key(element))] = n
     for name, element, key_field, template, var in single:
         if element is not None:
-            parts[(name, getattr(element, key_field))] = render(template, **{var: element})
+            makers[(name, getattr(element, key_field))] = (template, var, element)
+    parts = Parts(makers)
     return Desired(item.ref, xml, compared, owner["hash"], spec.autostart, spec.state, deps, parts,
                    owner=owner, uuid=uuid, exclusive=tuple(spec.exclusive), index=index, xml_edits=edits)
 
@@ -333,6 +351,7 @@ def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
     enc = spec.encryption
     secret_uuid = _luks_secret(item, state, ctx)
     # a cloud-init seed: its documents (the plan carries them, apply makes the ISO) and the ISO's size
+    from . import seed          # pycdlib: only for cloud-init seeds
     docs = seed.documents(spec.cloud_init, item.ref.name) if spec.cloud_init else None
     digests = seed.digests(docs) if docs else {}
     capacity = seed.size(docs) if docs else spec.capacity
@@ -391,6 +410,7 @@ def secret(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
 
 def bridge_config(item: Item, instance: str) -> netconfig.BridgeConfig:
     """What the host's network configuration keeps of a Bridge (netconfig's contract)."""
+    from . import netconfig
     spec = item.spec
     return netconfig.BridgeConfig(
         item.ref.name, tuple(spec.ports), spec.stp, spec.forward_delay, spec.mtu, spec.vlan_filtering,
@@ -404,10 +424,12 @@ def bridge_files(item: Item, backend: str, instance: str, links: dict | None = N
     config = bridge_config(item, instance)
     macs = {name: link.mac for name, link in (links or {}).items()}
     macs |= {p: macs.get(p) or "00:00:00:00:00:00" for p in config.ports}      # paths only, when not read
+    from . import netconfig
     return netconfig.files(backend, config, macs)
 
 
 def bridge(item: Item, manifest: Manifest, live: LiveObject | None, state: HostState, ctx: Context) -> Desired:
+    from . import hostbridge
     spec, host = item.spec, item.ref.host
     backend = manifest.hosts[host].spec.network_config
     files = bridge_files(item, backend, ctx.instance, state.links)

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from . import fields
 
 # Keyed collections: items compared by key; live-only keys count only when M holds them.
@@ -108,6 +106,7 @@ def diff(desired: dict, live: dict, applied: dict | None = None, required: set[s
     have = project(desired, live, applied, exclusive)
     if have == desired:
         return resets
+    from deepdiff import DeepDiff      # only when something differs (a no-op plan never imports it)
     tree = DeepDiff(have, desired, view="tree", verbose_level=2)
     changes: dict[str, FieldChange] = {c.path: c for c in resets}
     for report in tree.values():

@@ -1351,21 +1351,148 @@ def xp(path: str) -> etree.XPath:
     return etree.XPath(path)
 
 
-def _read(table: dict, node) -> dict:
-    out: dict[str, Any] = {}
-    for name, spec in table.items():
-        if isinstance(spec, dict):
-            out[name] = _read(spec, node)
-        elif isinstance(spec, F):
-            found = xp(spec.xpath)(node)
-            out[name] = spec.conv(found[0]) if found else spec.default
-        elif isinstance(spec, L):
-            out[name] = [spec.conv(n) for n in xp(spec.xpath)(node)]
+def _is_name(text: str) -> bool:
+    """An XPath name test without a prefix (an ASCII NCName)."""
+    return text.isascii() and (text[:1].isalpha() or text[:1] == "_") and all(c.isalnum() or c in "_.-" for c in text)
+
+
+def _skeleton(path: str) -> list[list[str]] | None:
+    """The branches of `path` (split at its top-level `|`) as their steps without predicates: a
+    predicate only narrows a step, so `path` matches nothing where no branch's steps match. None
+    when a step is no child, attribute (last) or self step by name: a function, an axis, `..`, `//`."""
+    branches, steps, head, depth, quote, closed = [], [], "", 0, "", False
+    for ch in path:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif depth:
+            quote = ch if ch in "'\"" else ""
+            depth += (ch == "[") - (ch == "]")
+        elif ch == "[":
+            depth, closed = 1, True
+        elif ch in "/|":
+            steps.append(head.strip())
+            if ch == "|":
+                branches.append(steps)
+                steps = []
+            head, closed = "", False
+        elif closed and not ch.isspace():
+            return None
         else:
-            key = xp(spec.key)
-            out[name] = {spec.key_conv(found[0]): _read(spec.table, el)
-                         for el in xp(spec.xpath)(node) for found in [key(el)] if found}
-    return out
+            head += ch
+    if depth or quote:
+        return None
+    branches.append(steps + [head.strip()])
+    for steps in branches:
+        for i, step in enumerate(steps):
+            name = step[1:] if step.startswith("@") and i == len(steps) - 1 else step.removeprefix("self::")
+            if step not in (".", "self::*") and not _is_name(name):
+                return None
+    return [[s for s in steps if s not in (".", "self::*")] for steps in branches]
+
+
+class _Trie:
+    """The child, self and attribute steps (by name, predicates left out) of a table's paths below
+    a context element. `walk` notes the fields (indices) whose path may match: with the elements it
+    matched when the path is nothing but element names (they are what XPath finds, in document
+    order), else None (the path is evaluated)."""
+
+    def __init__(self):
+        self.exact: list[int] = []                   # fields whose path is these element steps
+        self.maybe: dict[int, None] = {}             # fields whose path (or a branch) ends here
+        self.tags: dict[str, _Trie] = {}             # child elements by name
+        self.selfs: dict[str, _Trie] = {}            # self::name
+        self.attrs: dict[str, dict[int, None]] = {}  # attribute name -> fields
+
+    def add(self, steps: list[str], index: int, exact: bool) -> None:
+        node = self
+        for step in steps:
+            if step.startswith("@"):
+                node.attrs.setdefault(step[1:], {})[index] = None
+                return
+            branch = node.selfs if step.startswith("self::") else node.tags
+            node = branch.setdefault(step.removeprefix("self::"), _Trie())
+        if exact:
+            node.exact.append(index)
+        else:
+            node.maybe[index] = None
+
+    def walk(self, el, found: dict) -> None:
+        for index in self.exact:
+            found.setdefault(index, []).append(el)
+        if self.maybe:
+            found.update(self.maybe)
+        if self.attrs:
+            for name in el.keys():
+                if name in self.attrs:
+                    found.update(self.attrs[name])
+        if self.tags:
+            for child in el:
+                sub = self.tags.get(child.tag)
+                if sub is not None:
+                    sub.walk(child, found)
+        if self.selfs and el.tag in self.selfs:
+            self.selfs[el.tag].walk(el, found)
+
+
+class _Plan:
+    """How one table is read below an element. One walk of its trie tells which paths may match;
+    the fields of the others keep what they read as when nothing matches (F: its default, L: [],
+    Items: {}), copied from a template, and only the rest are read, in table order."""
+
+    def __init__(self, table: dict):
+        self.trie = _Trie()
+        self.groups: list[tuple] = []       # (parent group, name, template, [(name, new empty value)])
+        self.fields: list[tuple] = []       # (group, name, spec, xpath, key xpath, plan of an item's table)
+        self.always: list[int] = []         # fields whose path is not walked (a function, `..`)
+        self._compile(table, None, "")
+
+    def _compile(self, table: dict, parent: int | None, name: str) -> None:
+        group, template, empty = len(self.groups), {}, []
+        self.groups.append((parent, name, template, empty))
+        for name, spec in table.items():
+            template[name] = spec.default if isinstance(spec, F) else None
+            if isinstance(spec, dict):
+                self._compile(spec, group, name)
+                continue
+            index, items = len(self.fields), isinstance(spec, Items)
+            if not isinstance(spec, F):
+                empty.append((name, dict if items else list))
+            self.fields.append((group, name, spec, xp(spec.xpath), xp(spec.key) if items else None,
+                                _Plan(spec.table) if items else None))
+            branches = _skeleton(spec.xpath)
+            if branches is None:
+                self.always.append(index)
+                continue
+            exact = len(branches) == 1 and "[" not in spec.xpath and "@" not in spec.xpath   # element names only
+            for steps in branches:
+                self.trie.add(steps, index, exact)
+
+    def read(self, node) -> dict:
+        found: dict[int, list | None] = dict.fromkeys(self.always)
+        self.trie.walk(node, found)
+        out = []
+        for parent, name, template, empty in self.groups:
+            values = template.copy()
+            for field_name, new in empty:
+                values[field_name] = new()
+            if parent is not None:
+                out[parent][name] = values
+            out.append(values)
+        for index in sorted(found):
+            group, name, spec, path, key, plan = self.fields[index]
+            matched = path(node) if found[index] is None else found[index]
+            if isinstance(spec, F):
+                out[group][name] = spec.conv(matched[0]) if matched else spec.default
+            elif isinstance(spec, L):
+                out[group][name] = [spec.conv(n) for n in matched]
+            else:
+                out[group][name] = {spec.key_conv(hit[0]): plan.read(el) for el in matched for hit in [key(el)] if hit}
+        return out[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(kind: str) -> _Plan:
+    return _Plan(TABLES[kind])
 
 
 _PARSERS = threading.local()
@@ -1452,7 +1579,7 @@ def parse(xml: str | etree._Element) -> etree._Element:
 
 def read(kind: str, xml: str | etree._Element) -> dict:
     """Canonical fields of one object of `kind` from its XML."""
-    values = _read(TABLES[kind], parse(xml))
+    values = _plan(kind).read(parse(xml))
     if kind == "Guest":
         # libvirt omits current= when it equals the maximum, and adds currentMemory.
         if values["vcpus"]["current"] is None:

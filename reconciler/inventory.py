@@ -69,7 +69,7 @@ def host_inventory(state: HostState, instance: str) -> list[Entry]:
     for (kind, name), obj in state.objects.items():
         if (kind, name) in owned or ownership.is_internal(kind, name):
             continue
-        marker = ownership.read_marker(obj.root) if has_marker(kind) else None
+        marker = obj.marker if has_marker(kind) else None
         other = marker.instance if marker else others.get((kind, name), "")
         status = "other-instance" if other and other != instance else "unmanaged"
         entries.append(Entry(kind, name, status, _run_state(kind, obj), instance=other))

@@ -27,6 +27,17 @@ class LiveObject:
         return fields.parse(self.xml)
 
     @cached_property
+    def values(self) -> dict:
+        """The saved definition's canonical fields (fields.read), read once: do not change them."""
+        return fields.read(self.kind, self.root)
+
+    @cached_property
+    def marker(self):
+        """The owner marker of the saved definition (guests, networks), read once, or None."""
+        from .ownership import read_marker     # ownership builds on this module
+        return read_marker(self.root)
+
+    @cached_property
     def live_root(self) -> etree._Element | None:
         """The running definition, parsed once (None when the object does not run)."""
         return fields.parse(self.live_xml) if self.live_xml else None

@@ -9,7 +9,7 @@ from .kinds import KINDS, has_marker
 from .manifest import Manifest, Ref, build
 
 
-def status(paths: list[Path], only_host: str | None = None,
+def status(paths: list[Path], only_host: str | pipeline.HostChoice | None = None,
            show_unmanaged: bool = False) -> tuple[dict[str, list[inventory.Entry]], dict[str, str]]:
     """Per host: managed objects with their commit, missing, unmanaged and broken ones
     (read-only), with the parts of managed objects no field manages when asked; and the hosts
@@ -69,13 +69,13 @@ def adopt(paths: list[Path], kind_name: str, host: str | None, out: Path | None,
             raise ReconcilerError(f"{host}/{kind}/{name} is not on the host")
         if (kind, name) in ownership.records(state, instance):
             raise ReconcilerError(f"{host}/{kind}/{name} is already managed by instance {instance!r}")
-        marker = ownership.read_marker(live.root) if has_marker(kind) else None
+        marker = live.marker if has_marker(kind) else None
         if marker and marker.instance != instance:
             raise ReconcilerError(f"{host}/{kind}/{name} belongs to instance {marker.instance!r}; not adopted")
         left_out: list[str] = []
         doc = adopt_mod.document(kind, name, host, live.xml, live.active, live.autostart, left_out)
         ctx = desired.Context(instance, gitinfo.provenance(paths))
-        have = fields.read(kind, live.root)
+        have = live.values
         built: dict = {}
         loaded = loader.load(paths)
 

@@ -87,7 +87,7 @@ HostPath = Annotated[str, Field(min_length=1), AfterValidator(_host_path)]
 class Strict(BaseModel):
     """Base of every manifest model: unknown fields are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Metadata(Strict):

@@ -5,6 +5,7 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,13 +44,14 @@ class DriftReport:
         return 0 if all(h.in_sync for h in self.hosts) else 2
 
 
-def run(paths: list[Path], only_host: str | None = None, repair: bool = False,
+def run(paths: list[Path], only_host: str | pipeline.HostChoice | None = None, repair: bool = False,
         options: Options = Options(), lock_timeout: float = 300, say=lambda msg: None) -> DriftReport:
-    """Read-only classification of every host (one failing host does not stop the others)."""
+    """Read-only classification of every host, hosts at the same time (one failing host does not
+    stop the others)."""
     manifest = pipeline.load(paths)
     prov = gitinfo.provenance(paths)
     report = DriftReport([], {"commit": prov.commit, "dirty": prov.dirty})
-    for host, uri in pipeline.hosts_of(manifest, only_host).items():
+    def one(host: str, uri: str) -> HostReport:
         start = time.monotonic()
         entry = HostReport(host, uri)
         ctx = desired.Context(manifest.hosts[host].spec.instance, prov)
@@ -64,7 +66,11 @@ def run(paths: list[Path], only_host: str | None = None, repair: bool = False,
         except ReconcilerError as exc:
             entry.error = str(exc)
         entry.duration = time.monotonic() - start
-        report.hosts.append(entry)
+        return entry
+
+    hosts = pipeline.hosts_of(manifest, only_host)
+    with ThreadPoolExecutor(max(1, min(len(hosts), pipeline.MAX_HOSTS_AT_ONCE)), "drift") as pool:
+        report.hosts = list(pool.map(one, hosts, hosts.values()))      # hosts at the same time
     return report
 
 

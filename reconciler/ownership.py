@@ -14,8 +14,9 @@ import json
 from dataclasses import dataclass, field
 
 from lxml import etree
+from markupsafe import escape
 
-from . import fields
+from . import __version__, fields
 from .identity import OWNER_NS, object_uuid
 from .kinds import has_marker
 from .live import HostState
@@ -61,7 +62,20 @@ def owner_context(instance: str, digest: str, content: dict, provenance: Provena
 
 
 def marker_xml(context: dict) -> str:
-    return render("owner.xml.j2", o=context).strip()
+    """The owner marker element of an owner_context (written into guests' and networks' metadata)."""
+    o = {key: escape(str(value)) for key, value in context.items()}
+    return (f'<vr:owner xmlns:vr="{OWNER_NS}" instance="{o["instance"]}" hash="{o["hash"]}" commit="{o["commit"]}" '
+            f'dirty="{"yes" if context["dirty"] else "no"}" protect="{"yes" if context["protect"] else "no"}" '
+            f'applied="{o["applied"]}" tool="virt-reconcile/{__version__}">{o["record"]}</vr:owner>')
+
+
+def with_marker(xml: str, context: dict) -> str:
+    """A rendered guest or network definition with its owner marker in <metadata>, after <uuid>
+    (inserted, not rendered again: each object is rendered once per run)."""
+    head, sep, tail = xml.partition("</uuid>\n")
+    if not sep:
+        raise ValueError("a rendered definition without <uuid>")
+    return f"{head}{sep}  <metadata>\n    {marker_xml(context)}\n  </metadata>\n{tail}"
 
 
 def _record(el, uuid: str | None = None) -> Record:
@@ -87,9 +101,14 @@ def owner_hash(xml) -> str | None:
     return rec.hash if rec else None
 
 
+def saved_hash(live) -> str | None:
+    """The hash in the owner marker of a live object's saved definition, or None."""
+    return live.marker.hash if live.marker else None
+
+
 def restart_pending(live) -> bool:
     """A running guest whose live owner marker differs from its saved one runs an older definition."""
-    return bool(live.active and live.live_xml) and owner_hash(live.live_root) != owner_hash(live.root)
+    return bool(live.active and live.live_xml) and owner_hash(live.live_root) != saved_hash(live)
 
 
 def read_inventory(xml) -> dict[tuple[str, str], Record]:
@@ -207,7 +226,7 @@ def records(state: HostState, instance: str) -> dict[tuple[str, str], Record]:
     out = {}
     for (kind, name), obj in state.objects.items():
         if has_marker(kind):
-            rec = read_marker(obj.root)
+            rec = obj.marker
             if rec and rec.instance == instance and not is_internal(kind, name):
                 out[(kind, name)] = rec
     kept = legacy_records(state, instance) | secret_records(state, instance)   # secrets win

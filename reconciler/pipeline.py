@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import (desired, drift, edit as edit_mod, gitinfo, hostbridge, hostcheck, loader, locking,
+from . import (desired, drift, edit as edit_mod, gitinfo, hostcheck, loader, locking,
                manifest as manifest_mod, ownership, planners, rng)
 from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Progress, Result, Silent, apply
@@ -18,6 +19,9 @@ from .manifest import Item, Manifest
 from .ownership import Provenance
 from .plan import Action, OpName, Plan
 from .prune import forget_gone, kept, move_legacy_records, plan_prune
+
+
+MAX_HOSTS_AT_ONCE = 32      # hosts read (and connected to) at the same time
 
 
 @dataclass
@@ -45,10 +49,48 @@ def load(paths: list[Path]) -> Manifest:
     return manifest_mod.build(*loader.load(paths))
 
 
-def hosts_of(manifest: Manifest, only: str | None) -> dict[str, str]:
-    if only is not None and only not in manifest.hosts:
-        raise ReconcilerError(f"--host {only!r}: no such Host in the manifests ({', '.join(manifest.hosts)})")
-    return {name: doc.spec.uri for name, doc in manifest.hosts.items() if only in (None, name)}
+@dataclass(frozen=True)
+class HostChoice:
+    """The Hosts a run covers: one by name (--host), those whose labels match a selector
+    (--selector: `key=value`, `key!=value`, `key`, `!key`, joined by commas: all must hold), or all."""
+
+    name: str | None = None
+    selector: str | None = None
+
+    def terms(self) -> list[tuple[str, str, str | None]]:
+        """(operator, key, value) of each term; ReconcilerError naming a malformed one."""
+        out = []
+        for term in (self.selector or "").split(","):
+            found = _TERM.fullmatch(term.strip())
+            if not found:
+                raise ReconcilerError(f"--selector {self.selector!r}: {term.strip()!r} is not a label term "
+                                      "(key=value, key!=value, key or !key, joined by commas)")
+            neg, key, op, value = found.groups()
+            out.append(("absent" if neg else {"=": "eq", "==": "eq", "!=": "ne", None: "present"}[op], key, value))
+        return out
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all({"eq": lambda k, v: labels.get(k) == v, "ne": lambda k, v: labels.get(k) != v,
+                    "present": lambda k, v: k in labels, "absent": lambda k, v: k not in labels}[op](key, value)
+                   for op, key, value in self.terms())
+
+
+_TERM = re.compile(r"(!)?([A-Za-z0-9][A-Za-z0-9_./-]*)(?:(==|=|!=)([A-Za-z0-9_./-]*))?")
+
+
+def hosts_of(manifest: Manifest, only: str | HostChoice | None) -> dict[str, str]:
+    """The Hosts of the manifests a run covers (name -> URI), in their order."""
+    choice = only if isinstance(only, HostChoice) else HostChoice(only)
+    if choice.name is not None and choice.name not in manifest.hosts:
+        raise ReconcilerError(f"--host {choice.name!r}: no such Host in the manifests ({', '.join(manifest.hosts)})")
+    if choice.selector is not None:
+        choice.terms()
+    out = {name: doc.spec.uri for name, doc in manifest.hosts.items() if choice.name in (None, name)
+           and (choice.selector is None or choice.matches(doc.metadata.labels))}
+    if not out and choice.selector is not None:
+        raise ReconcilerError(f"--selector {choice.selector!r} matches no Host in the manifests"
+                              + (f" (--host {choice.name!r})" if choice.name else ""))
+    return out
 
 
 def targets(manifest: Manifest, hosts: dict[str, str]) -> dict[str, Target]:
@@ -71,6 +113,7 @@ def read_host(name: str, target: Target, volume_pools=lambda state: set()) -> Ho
         conn.close()
     owned = ownership.records(state, target.instance)   # host bridges: read when declared or owned
     if target.bridges or any(kind == "Bridge" for kind, _ in owned):
+        from . import hostbridge     # pyroute2 or ssh: only for hosts with bridges
         hostbridge.observe(state, target.uri, target.network_config, target.instance)
     return state
 
@@ -91,14 +134,18 @@ def observe_host(manifest: Manifest, name: str, uri: str, bridges: bool = False)
 
 
 def observe(manifest: Manifest, hosts: dict[str, str]) -> tuple[dict[str, HostState], dict[str, str]]:
-    """Read every host once; a host that cannot be read is reported in the second dict (host ->
-    why) and the others are read all the same."""
-    states, errors = {}, {}
-    for name, uri in hosts.items():
+    """Read every host once, all at the same time; a host that cannot be read is reported in the
+    second dict (host -> why) and the others are read all the same."""
+    def read(name: str) -> HostState | ReconcilerError:
         try:
-            states[name] = observe_host(manifest, name, uri)
+            return observe_host(manifest, name, hosts[name])
         except ReconcilerError as exc:
-            errors[name] = str(exc)
+            return exc
+
+    with ThreadPoolExecutor(max(1, min(len(hosts), MAX_HOSTS_AT_ONCE)), "observe") as pool:
+        read_all = dict(zip(hosts, pool.map(read, hosts)))
+    states = {name: got for name, got in read_all.items() if isinstance(got, HostState)}
+    errors = {name: str(got) for name, got in read_all.items() if not isinstance(got, HostState)}
     return states, errors
 
 
@@ -225,7 +272,7 @@ def stale_objects(plan: Plan, states: dict[str, HostState]) -> list[str]:
     return sorted(a.address for a in plan.actions if plan.fingerprints.get(a.address) != now.get(a.address))
 
 
-def plan(paths: list[Path], only_host: str | None = None, options: PlanOptions = PlanOptions(),
+def plan(paths: list[Path], only_host: str | HostChoice | None = None, options: PlanOptions = PlanOptions(),
          hosts: set[str] | None = None) -> Plan:
     """Load, observe and plan; `hosts` narrows the run to those hosts (the ones apply holds)."""
     manifest = load(paths)
@@ -238,30 +285,39 @@ def plan(paths: list[Path], only_host: str | None = None, options: PlanOptions =
 def locked(hosts: dict[str, Target], operation: str, timeout: float,
            say: Callable[[str], None] = lambda msg: None, commit: str = "",
            failed: dict[str, str] | None = None) -> Iterator[dict]:
-    """Read-write connections to `hosts`, each holding its host lock. A host that cannot be
-    connected or locked is put in `failed` (host -> why) when a dict is given, and the others are
-    held all the same; without one, the first failure is raised."""
+    """Read-write connections to `hosts` (opened at the same time), each holding its host lock. A
+    host that cannot be connected or locked is put in `failed` (host -> why) when a dict is given,
+    and the others are held all the same; without one, a failure is raised."""
     from .adapter import Host
     conns, held = {}, []
+
+    def connect(name: str) -> tuple:
+        """(connection, its held lock or None, why not) for one host."""
+        target = hosts[name]
+        try:
+            conn = Host(name, target.uri, readonly=False, timeout=target.timeout)
+        except ReconcilerError as exc:
+            return None, None, exc
+        lock = locking.Lock(target.instance, operation, commit=commit)
+        try:
+            locking.acquire(conn, lock, timeout, say=say)
+        except ReconcilerError as exc:
+            return conn, None, exc
+        return conn, lock, None
+
     try:
-        for name, target in hosts.items():
-            try:
-                conn = Host(name, target.uri, readonly=False, timeout=target.timeout)
-            except ReconcilerError as exc:
+        with ThreadPoolExecutor(max(1, min(len(hosts), MAX_HOSTS_AT_ONCE)), "connect") as pool:
+            connected = list(zip(hosts, pool.map(connect, hosts)))
+        for name, (conn, lock, why) in connected:     # every connection is kept, to be closed
+            if conn is not None:
+                conns[name] = conn
+            if lock is not None:
+                held.append((conn, lock))
+        for name, (conn, lock, why) in connected:
+            if why is not None:
                 if failed is None:
-                    raise
-                failed[name] = str(exc)
-                continue
-            conns[name] = conn
-            lock = locking.Lock(target.instance, operation, commit=commit)
-            try:
-                locking.acquire(conn, lock, timeout, say=say)
-            except ReconcilerError as exc:
-                if failed is None:
-                    raise
-                failed[name] = str(exc)
-                continue
-            held.append((conn, lock))
+                    raise why
+                failed[name] = str(why)
         yield {name: conn for name, conn in conns.items() if name not in (failed or {})}
     finally:
         for conn, lock in held:

@@ -9,7 +9,7 @@ from .diff import FieldChange, diff, flatten, running_diff
 from .edit import Edit
 from .liverules import LiveChange
 from .live import LiveObject
-from .ownership import Record, owner_hash, restart_pending
+from .ownership import Record, restart_pending, saved_hash
 from .plan import Action, Change, Op, OpName, worst
 
 
@@ -55,7 +55,7 @@ def _marker(field_changes, live: LiveObject, desired: Desired) -> list[Change]:
     """Show a refresh of the owner marker when nothing else changes (so no action is silent)."""
     if field_changes or (desired.autostart is not None and desired.autostart != live.autostart):
         return []
-    return [Change("owner.hash", owner_hash(live.root), desired.hash, "live")]
+    return [Change("owner.hash", saved_hash(live), desired.hash, "live")]
 
 
 def _autostart(desired: Desired, live: LiveObject, ops: list[Op]) -> list[Change]:
@@ -97,7 +97,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
         ops += [Op(OpName.SET_AUTOSTART, {"flag": True})] if desired.autostart else []
         ops += [Op(name) for name in _STATE_OPS.get(("shutoff", desired.state), ("", []))[1]]
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
-    have = fields.read("Guest", live.root)
+    have = live.values
     field_changes = _changes(desired, have, record) + escape.changes(desired.xml_edits, live.root)
     running = live.active and live.live_xml is not None
     changes, ops, live_ops = [], [], []
@@ -112,7 +112,7 @@ def guest(desired: Desired, live: LiveObject | None, record: Record | None = Non
     pending = restart_pending(live)
     if running and not pending:         # the running guest should run what is saved
         changes += _running_changes(desired, field_changes, run_values, slots, live_ops)
-    if field_changes or owner_hash(live.root) != desired.hash:
+    if field_changes or saved_hash(live) != desired.hash:
         ops += live_ops + [_edit(desired, field_changes)]
         changes += _marker(field_changes, live, desired)
         if running and all(c.impact == "live" for c in changes) and not pending:
@@ -188,7 +188,7 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
         ops = [Op(OpName.DEFINE_NETWORK, {"xml": desired.xml}), Op(OpName.START)]
         ops += [Op(OpName.SET_AUTOSTART, {"flag": True})] if desired.autostart else []
         return _action(desired, "create", "not on the host", _created(desired), ops, None)
-    have = fields.read("Network", live.root)
+    have = live.values
     changes, ops, needs_restart = [], [], False
     field_changes = _changes(desired, have, record)
     for fc in field_changes:
@@ -198,7 +198,7 @@ def network(desired: Desired, live: LiveObject | None, record: Record | None = N
         needs_restart = needs_restart or (live.active and op is None)
         impact = "disruptive" if live.active and op is None else "live"
         changes.append(Change(desired.manifest_path(fc.parts), fc.before, fc.after, impact))
-    if changes or owner_hash(live.root) != desired.hash:
+    if changes or saved_hash(live) != desired.hash:
         ops.append(_edit(desired, field_changes))
         changes += _marker(changes, live, desired)
     if needs_restart:
@@ -239,7 +239,7 @@ def pool(desired: Desired, live: LiveObject | None, record: Record | None = None
         ops = _record(desired, record) + [Op(OpName.DEFINE_POOL, {"xml": desired.xml}), _build(desired), Op(OpName.START)]
         ops += [Op(OpName.SET_AUTOSTART, {"flag": True})] if desired.autostart else []
         return _action(desired, "create", "not on the host", _created(desired) + _overwrite(desired), ops, None)
-    have = fields.read("StoragePool", live.root)
+    have = live.values
     impact = "disruptive" if live.active else "live"
     field_changes = _changes(desired, have, record)
     changes = [Change(desired.manifest_path(fc.parts), fc.before, fc.after, impact) for fc in field_changes]
@@ -284,7 +284,7 @@ def volume(desired: Desired, live: LiveObject | None, record: Record | None = No
         changes = _created(desired) + ([Change("encryption.passphrase", None, "(sensitive)", "live")]
                                        if desired.value_digest else []) + (_seed_changes(desired, None) if desired.seed else [])
         return _action(desired, "create", reason, changes, ops, None)
-    have = fields.read("Volume", live.root)
+    have = live.values
     field_changes = _changes(desired, have, record)
     remade = _seed_changes(desired, record, field_changes) if desired.seed else []
     if remade:
@@ -359,7 +359,7 @@ def secret(desired: Desired, live: LiveObject | None, record: Record | None = No
         ops = _record(desired, record) + [Op(OpName.DEFINE_SECRET, {"xml": desired.xml})]
         changes = _created(desired) + _value(desired, None, ops)
         return _action(desired, "create", "not on the host", changes, ops, None)
-    have = fields.read("Secret", live.root)
+    have = live.values
     field_changes = _changes(desired, have, record)
     marker = _record(desired, record)
     if any((fc.path == "private" and fc.before and not fc.after) or fc.path == "ephemeral" for fc in field_changes):
@@ -417,7 +417,7 @@ def bridge(desired: Desired, live: LiveObject | None, record: Record | None = No
         changes = [Change(c.path, c.before, c.after, "disruptive" if guarded else "live") for c in _created(desired)]
         return _action(desired, "create", "not on the host" + (_GUARDED if guarded else "") + kept, changes,
                        marker + _bridge_ops(desired, guarded, stale), None)
-    have = fields.read("Bridge", live.root)
+    have = live.values
     field_changes = _changes(desired, have, record)
     guarded = _guarded(desired, live, field_changes)
     impact = "disruptive" if guarded else "live"

@@ -156,7 +156,7 @@ def plan_prune(host: str, declared: set[tuple[str, str]], owned: dict[tuple[str,
         reason += f"; {keeps}" if keeps else ""
         reason += "; it is paused, so it is powered off" if live.paused else ""
         actions.append(Action(host, kind, name, "delete", KINDS[kind].delete_impact, reason,
-                              [Change(kind.lower(), name, None, KINDS[kind].delete_impact)], fields.read(kind, live.root),
+                              [Change(kind.lower(), name, None, KINDS[kind].delete_impact)], live.values,
                               None, _guest_ops(live, tpm) if kind == "Guest" else _bridge_ops(live, rec)
                               if kind == "Bridge" else _OPS[kind](live),
                               _deps(host, kind, name, actions, uses)))

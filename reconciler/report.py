@@ -154,7 +154,15 @@ def results_counts(results: list[Result]) -> dict[str, int]:
 
 
 def results_summary(results: list[Result]) -> str:
-    return "Apply: " + ", ".join(f"{n} {s}" for s, n in results_counts(results).items()) + "."
+    """The counts of an apply; with several hosts, each host's counts under them."""
+    def counts(some: list[Result]) -> str:
+        return ", ".join(f"{n} {s}" for s, n in results_counts(some).items())
+
+    hosts = sorted({r.address.split("/")[0] for r in results})
+    lines = [f"Apply: {counts(results)}."]
+    if len(hosts) > 1:
+        lines += [f"  {host}: {counts([r for r in results if r.address.split('/')[0] == host])}" for host in hosts]
+    return "\n".join(lines)
 
 
 def status(hosts: dict, as_json: bool, stream: TextIO = sys.stdout, errors: dict | None = None) -> None:

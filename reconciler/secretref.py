@@ -14,7 +14,6 @@ import hmac
 import os
 import re
 import secrets
-from xml.sax.saxutils import escape
 
 from .errors import ReconcilerError
 
@@ -127,7 +126,13 @@ def reveal(xml: str) -> str:
     record, is never replaced)."""
     def value(match: re.Match) -> str:
         try:
-            return escape(resolve(*_parse_token(match)), {'"': "&quot;", "'": "&apos;"})
+            return _xml_escape(resolve(*_parse_token(match)))
         except ValueError as exc:
             raise ReconcilerError(f"{exc} (needed to write a password)") from None
     return _ATTRIBUTE.sub(value, xml)
+
+
+def _xml_escape(text: str) -> str:
+    """`text` safe in XML text and attribute values."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&apos;"))

@@ -129,6 +129,9 @@ def _float(text: str, line: int, path: tuple) -> float:
     return float(text.replace("_", ""))
 
 
+_SPECIAL_FIRST = "~nNtTfF-+0123456789."     # a plain scalar starting otherwise is a string
+
+
 def _implicit(text: str, line: int, path: tuple) -> Any:
     """A plain scalar's value under the YAML 1.2 core schema (dates stay strings)."""
     if not text:
@@ -254,6 +257,9 @@ class _Builder:
     def scalar(self, ev, line: int) -> Any:
         tag = str(ev.tag) if ev.tag is not None else None
         text = ev.value
+        if tag is None and not BAD_CHARS.search(text) and \
+                (not ev.implicit[0] or (text and text[0] not in _SPECIAL_FIRST)):
+            return text         # a quoted or plain string (the common case): no path needed
         path = self.path()
         bad = bad_chars_message(text, any(path[:len(p)] == p for p in TEXT_PATHS))
         if bad:

@@ -15,6 +15,7 @@ from tests.helpers import REPO
 
 EXAMPLES = REPO / "examples"
 CI_SCHEMAS = {EXAMPLES / "ci" / "github" / "virt-reconcile.yml": "vendor.github-workflows",
+              EXAMPLES / "ci" / "github" / "fleet-matrix.yml": "vendor.github-workflows",
               EXAMPLES / "ci" / "gitlab" / ".gitlab-ci.yml": "vendor.gitlab-ci"}
 
 
@@ -32,8 +33,9 @@ def test_ci_examples_pass_the_vendor_schema(path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_systemd_units_verify_and_use_the_installed_command(tmp_path):
-    service = (EXAMPLES / "systemd" / "virt-reconcile-drift.service").read_text()
+@pytest.mark.parametrize("unit", ["systemd/virt-reconcile-drift", "pull/virt-reconcile-pull"])
+def test_systemd_units_verify_and_use_the_installed_command(tmp_path, unit):
+    service = (EXAMPLES / f"{unit}.service").read_text()
     command = re.search(r"^ExecStart=(\S+)", service, re.M).group(1)
     readme = (REPO / "README.md").read_text()
     venv = re.search(r"python3 -m venv --system-site-packages (/[\w/.-]+)", readme).group(1)
@@ -41,16 +43,16 @@ def test_systemd_units_verify_and_use_the_installed_command(tmp_path):
     assert re.search(r"^ExecStartPre=/", service, re.M), "a failed git pull must fail the run"
     assert re.search(r"^TimeoutStartSec=", service, re.M)
     # verify with the command where this machine has it
-    (tmp_path / "virt-reconcile-drift.service").write_text(
-        service.replace(command, str(Path(sys.executable).parent / "virt-reconcile")))
-    shutil.copy(EXAMPLES / "systemd" / "virt-reconcile-drift.timer", tmp_path)
-    done = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "virt-reconcile-drift.service"),
-                           str(tmp_path / "virt-reconcile-drift.timer")], capture_output=True, text=True, timeout=60)
+    name = Path(unit).name
+    (tmp_path / f"{name}.service").write_text(service.replace(command, str(Path(sys.executable).parent / "virt-reconcile")))
+    shutil.copy(EXAMPLES / f"{unit}.timer", tmp_path)
+    done = subprocess.run(["systemd-analyze", "verify", str(tmp_path / f"{name}.service"),
+                           str(tmp_path / f"{name}.timer")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
 
 @pytest.mark.parametrize("name", ["quickstart", "fleet", "uefi-tpm", "server", "bridged", "virtiofs", "windows", "desktop", "gpu-passthrough",
-                                  "cloud-init", "lan-bridge", "dual-stack", "lvm-pool", "nfs-pool", "iscsi-chap"])
+                                  "cloud-init", "lan-bridge", "dual-stack", "lvm-pool", "nfs-pool", "iscsi-chap", "pull"])
 def test_example_manifests_validate(name):
     from reconciler import pipeline
     manifest = pipeline.load([EXAMPLES / name])

@@ -1,0 +1,39 @@
+"""How apply orders one host's actions when it runs several at once (apply.groups, waits_for)."""
+from __future__ import annotations
+
+from reconciler.apply import groups, waits_for
+from reconciler.plan import Action
+
+
+def _action(kind: str, name: str, action: str = "create", deps=()) -> Action:
+    return Action("h", kind, name, action, "live", "", deps=list(deps))
+
+
+def test_kinds_run_one_group_after_another_and_deletions_apart():
+    actions = [_action("Network", "n"), _action("Volume", "p/a"), _action("Volume", "p/b"),
+               _action("Guest", "g1"), _action("Guest", "g2"), _action("Guest", "old", "delete"),
+               _action("Volume", "p/old", "delete")]
+    assert groups(actions) == [[0], [1, 2], [3, 4], [5], [6]]
+
+
+def test_within_a_group_only_dependencies_and_the_same_object_wait():
+    actions = [_action("Volume", "p/base"), _action("Volume", "p/clone", deps=["h/Volume/p/base"]),
+               _action("Volume", "p/other"), _action("Volume", "p/base", "update")]
+    [group] = groups(actions)
+    assert waits_for(actions, group) == {0: set(), 1: {0}, 2: set(), 3: {0}}
+
+
+def test_bridges_change_one_at_a_time():
+    actions = [_action("Bridge", "br0"), _action("Bridge", "br1"), _action("Bridge", "br2")]
+    [group] = groups(actions)
+    assert waits_for(actions, group) == {0: set(), 1: {0}, 2: {0, 1}}
+
+
+def test_the_summary_of_several_hosts_counts_each_host():
+    from reconciler.apply import Result
+    from reconciler.report import results_summary
+    results = [Result("one/Guest/a", "done"), Result("two/Guest/b", "failed", "no"), Result("two/Guest/c", "done")]
+    lines = results_summary(results).splitlines()
+    assert lines[0] == "Apply: 2 done, 1 failed, 0 skipped."
+    assert lines[1:] == ["  one: 1 done, 0 failed, 0 skipped", "  two: 1 done, 1 failed, 0 skipped"]
+    assert results_summary(results[:1]) == "Apply: 1 done, 0 failed, 0 skipped."
