@@ -426,6 +426,27 @@ class Host:
         else:
             obj.undefine()
 
+    @_libvirt("migrate")
+    def migrate(self, kind: str, name: str, dest: "Host", persist_xml: str, address: str | None = None) -> None:
+        """Live-migrate a running guest to `dest` (driven from here, over both connections): the
+        guest runs there with `persist_xml` as its saved definition, and is undefined here; its
+        memory (and disks' NBD copy) goes to `address` on `dest` when given."""
+        params = {libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: persist_xml}
+        if address:
+            host = f"[{address}]" if ":" in address else address
+            params |= {libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{host}",
+                       libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: address}
+        flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+        self.conn.lookupByName(name).migrate3(dest.conn, params, flags)
+
+    @_libvirt("undefine")
+    def undefine_moved(self, kind: str, name: str) -> None:
+        """Remove the definition of a shut-off guest that moved to another host; its NVRAM and TPM
+        state stay on this host (they are files, not libvirt objects)."""
+        self._lookup(kind, name).undefineFlags(
+            libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_KEEP_TPM
+            | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+
     @_libvirt("update")
     def network_update(self, kind: str, name: str, command: str, section: str, xml: str, live: bool) -> None:
         """virNetworkUpdate of one section of a network, saved (and running when `live`)."""
@@ -461,6 +482,11 @@ class Host:
             with contextlib.suppress(libvirt.libvirtError):
                 stream.abort()
             raise
+
+    @_libvirt("refresh")
+    def refresh_pool(self, kind: str, name: str) -> None:
+        """Scan a pool's storage again (a file another host made on shared storage shows up)."""
+        self.conn.storagePoolLookupByName(name).refresh(0)
 
     @_libvirt("read")
     def volume_capacity(self, kind: str, name: str, pool: str, volume: str) -> int:

@@ -71,11 +71,16 @@ class Silent:
 
 
 def run_action(action: Action, host: HostPort, options: Options, instance: str = "default",
-               progress: Progress = Silent()) -> Result:
-    """Run one action's ops; a restart op runs only with options.restart."""
+               progress: Progress = Silent(), peers: dict[str, HostPort] | None = None) -> Result:
+    """Run one action's ops; a restart op runs only with options.restart. `peers`: the run's other
+    hosts, for ops that name one (a guest moving from it)."""
     notes = []
     for op in action.ops:
         args = dict(op.args)
+        if "source" in args and op.name in (OpName.MIGRATE, OpName.FORGET_ON):
+            if args["source"] not in (peers or {}):
+                raise AdapterError("move", action.address, f"host {args['source']!r} is not connected in this run")
+            args["source"] = peers[args["source"]]
         if op.name in (OpName.DEFINE_DOMAIN, OpName.DEFINE_NETWORK):
             args["xml"] = ownership.stamp(args["xml"], _now())
         if op.name is OpName.SET_LIVE_OWNER:
@@ -157,7 +162,7 @@ class _Serialised:
 
 
 def _run_host(actions: list[Action], host: HostPort, options: Options, instance: str,
-              progress: Progress) -> list[Result]:
+              progress: Progress, peers: dict[str, HostPort]) -> list[Result]:
     """One host's actions, group after group; within a group up to options.parallelism at once,
     each when what it waits for has ended. An action whose dependency did not succeed is skipped."""
     results: list[Result | None] = [None] * len(actions)
@@ -167,7 +172,7 @@ def _run_host(actions: list[Action], host: HostPort, options: Options, instance:
     def run(i: int) -> tuple[Result, float]:
         started = time.monotonic()
         try:
-            result = run_action(actions[i], host, options, instance, progress)
+            result = run_action(actions[i], host, options, instance, progress, peers)
         except AdapterError as exc:
             result = Result(actions[i].address, "failed", str(exc))
         return result, time.monotonic() - started
@@ -213,7 +218,7 @@ def apply(plan: Plan, hosts: dict[str, HostPort], options: Options, progress: Pr
         by_host.setdefault(action.host, []).append(action)
     with ThreadPoolExecutor(max(1, len(by_host)), "host") as pool:
         futures = {name: pool.submit(_run_host, actions, hosts[name], options,
-                                     plan.instances.get(name, "default"), progress)
+                                     plan.instances.get(name, "default"), progress, hosts)
                    for name, actions in by_host.items()}
         done = {name: iter(future.result()) for name, future in futures.items()}
     return [next(done[action.host]) for action in plan.actions]

@@ -190,7 +190,7 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
         if plan_file:
             saved = Plan.load(plan_file)
             hosts = {h: pipeline.Target(saved.hosts[h], saved.instances.get(h, "default"))
-                     for h in sorted({a.host for a in saved.actions})}
+                     for h in saved.touched_hosts()}
             commit = saved.git.get("commit", "")
         else:
             manifest = pipeline.load(paths)
@@ -204,7 +204,7 @@ def apply(paths: Optional[list[Path]] = typer.Argument(None, metavar="PATH", hel
             else:
                 the_plan = pipeline.plan(paths, pipeline.HostChoice(host, selector),
                                          PlanOptions(prune, allow_empty, delete_tpm_state=delete_tpm_state),
-                                         hosts=set(conns))
+                                         hosts=set(conns), manifest=manifest)
             the_plan.problems = list(failed.values()) + the_plan.problems
             _apply(the_plan, conns, options, not (auto_approve or plan_file), json_out)
     except ReconcilerError as exc:

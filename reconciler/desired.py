@@ -84,7 +84,7 @@ def prune(values, items: bool = False):
 
 
 def _uuid(item: Item, live: LiveObject | None, ctx: Context) -> str:
-    return (fields.uuid_of(live.root) if live else None) or object_uuid(ctx.instance, item.ref.kind, item.ref.name)
+    return (live.uuid if live else None) or object_uuid(ctx.instance, item.ref.kind, item.ref.name)
 
 
 def _only(values: dict, stated: dict) -> dict:
@@ -128,7 +128,7 @@ def secret_uuid(manifest: Manifest, state: HostState, ctx: Context, host: str, n
     UUID given in its place, as adopt writes one, is taken as it is)."""
     live = state.get("Secret", name)
     if live is not None:
-        return fields.uuid_of(live.root)
+        return live.uuid
     if manifest.get(host, "Secret", name) is None and fields.is_uuid(name):
         return name
     return object_uuid(ctx.instance, "Secret", name)

@@ -32,6 +32,17 @@ class LiveObject:
         return fields.read(self.kind, self.root)
 
     @cached_property
+    def uuid(self) -> str | None:
+        """The saved definition's UUID (None: it has none, a volume)."""
+        return fields.uuid_of(self.root)
+
+    def release(self) -> None:
+        """Drop the parsed definitions (a guest's takes ~45 KB); what was read from them stays,
+        and they are parsed again when asked for."""
+        self.__dict__.pop("root", None)
+        self.__dict__.pop("live_root", None)
+
+    @cached_property
     def marker(self):
         """The owner marker of the saved definition (guests, networks), read once, or None."""
         from .ownership import read_marker     # ownership builds on this module
@@ -102,8 +113,10 @@ def sort_out_broken(state: HostState) -> HostState:
     every later step reads only parseable XML; the rest of the host is not affected."""
     for key, obj in list(state.objects.items()):
         try:
-            obj.root, obj.live_root    # noqa: B018  (parse both now)
+            obj.live_root, obj.uuid, obj.marker    # noqa: B018  (parse now; keep what every plan reads)
         except etree.XMLSyntaxError as exc:
             del state.objects[key]
             state.broken[key] = f"libvirt returned XML that is not well-formed ({exc.msg})"
+        else:
+            obj.release()               # a host's objects are not all held parsed at once
     return state

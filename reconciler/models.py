@@ -148,6 +148,10 @@ class HostSpec(Strict):
         "runtime", description="where the host's Bridges are kept so that they survive a reboot: ifupdown "
                                "(/etc/network/interfaces.d), systemd-networkd, NetworkManager keyfiles, wicked "
                                "ifcfg files, or runtime (made now only: gone at the next boot)")
+    migration_address: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]*$", max_length=253,
+        description="the address (IP or host name) of this host that guests moving here by live migration are "
+                    "sent to (default: libvirt's, the host's own name)")
 
     @field_validator("uri")
     @classmethod

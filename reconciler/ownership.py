@@ -232,7 +232,7 @@ def records(state: HostState, instance: str) -> dict[tuple[str, str], Record]:
     kept = legacy_records(state, instance) | secret_records(state, instance)   # secrets win
     for (kind, name), rec in kept.items():
         live = state.get(kind, name)
-        if kind in ("StoragePool", "Secret") and live is not None and fields.uuid_of(live.root) != rec.uuid:
+        if kind in ("StoragePool", "Secret") and live is not None and live.uuid != rec.uuid:
             continue            # a pool or secret of the same name made by someone else: not ours
         out[(kind, name)] = rec  # a recorded object that is gone is reported as missing
     return out

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import (desired, drift, edit as edit_mod, gitinfo, hostcheck, loader, locking,
-               manifest as manifest_mod, ownership, planners, rng)
+               manifest as manifest_mod, moves, ownership, planners, rng)
 from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Progress, Result, Silent, apply
 from .errors import PlanError, ReconcilerError
@@ -173,16 +173,23 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
     for host, why in (errors or {}).items():
         plan.hosts[host] = manifest.hosts[host].spec.uri
         plan.problems.append(why)
+    found, problems = moves.find(manifest, states)       # objects whose metadata.host changed
     for host, state in states.items():
         instance = manifest.hosts[host].spec.instance
         plan.instances[host] = instance
         ctx = desired.Context(instance, provenance)
         owned = ownership.records(state, instance)
         items = _readable(plan, manifest.for_host(host), state)
-        problems += _conflicts(host, instance, items, state, owned)
+        problems += _conflicts(host, instance, [i for i in items if (host, i.ref.kind, i.ref.name) not in found],
+                               state, owned)
         problems += [str(d) for d in hostcheck.problems(items, state, manifest.hosts[host].spec.network_config,
                                                         instance)]
         for item in items:
+            move = found.get((host, item.ref.kind, item.ref.name))
+            if move is not None:
+                plan.actions.append(moves.action(move, item, manifest, states, ctx,
+                                                 manifest.hosts[move.source].spec.instance))
+                continue
             want = desired.build(item, manifest, state, ctx)
             key = (item.ref.kind, item.ref.name)
             live = state.get(*key)
@@ -192,11 +199,14 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
             if action is not None:
                 problems += _schema_problems(item, action, live)
                 plan.actions.append(action)
+            if live is not None:
+                live.release()
         declared = {(i.ref.kind, i.ref.name) for i in manifest.for_host(host)}
+        declared |= {(m.kind, m.name) for m in found.values() if m.source == host}     # moving away: not kept
         plan.actions[:0] = move_legacy_records(host, instance, state)
         plan.actions += forget_gone(host, declared, owned, state)
         if options.prune or manifest.hosts[host].spec.prune:
-            problems += _prune(plan, host, manifest.for_host(host), owned, state, options)
+            problems += _prune(plan, host, manifest.for_host(host), owned, state, options, declared)
         else:
             plan.kept += kept(host, declared, owned, state)
         plan.fingerprints |= fingerprints(host, state)
@@ -239,11 +249,12 @@ def _schema_problems(item: Item, action: Action, live) -> list[str]:
     return out
 
 
-def _prune(plan: Plan, host: str, items, owned, state: HostState, options: PlanOptions) -> list[str]:
+def _prune(plan: Plan, host: str, items, owned, state: HostState, options: PlanOptions,
+           declared: set[tuple[str, str]]) -> list[str]:
+    """Delete what this host owns and `declared` (its objects, and those moving away) leaves out."""
     if not items and owned and not options.allow_empty:
         return [f"host {host!r}: the manifests hold no object for it but it has {len(owned)} owned "
                 "objects; refusing to prune them all (use --allow-empty if that is meant)"]
-    declared = {(i.ref.kind, i.ref.name) for i in items}
     actions, problems = plan_prune(host, declared, owned, state, options.delete_tpm_state)
     plan.actions += actions
     return problems
@@ -269,13 +280,15 @@ def stale_objects(plan: Plan, states: dict[str, HostState]) -> list[str]:
     now = {}
     for host, state in states.items():
         now |= fingerprints(host, state)
-    return sorted(a.address for a in plan.actions if plan.fingerprints.get(a.address) != now.get(a.address))
+    addresses = [a.address for a in plan.actions] + list(plan.sources())
+    return sorted(address for address in addresses if plan.fingerprints.get(address) != now.get(address))
 
 
 def plan(paths: list[Path], only_host: str | HostChoice | None = None, options: PlanOptions = PlanOptions(),
-         hosts: set[str] | None = None) -> Plan:
-    """Load, observe and plan; `hosts` narrows the run to those hosts (the ones apply holds)."""
-    manifest = load(paths)
+         hosts: set[str] | None = None, manifest: Manifest | None = None) -> Plan:
+    """Load (unless `manifest` is the one loaded from `paths`), observe and plan; `hosts` narrows
+    the run to those hosts (the ones apply holds)."""
+    manifest = manifest or load(paths)
     wanted = {h: u for h, u in hosts_of(manifest, only_host).items() if hosts is None or h in hosts}
     states, errors = observe(manifest, wanted)
     return make_plan(manifest, states, options, gitinfo.provenance(paths), errors)
@@ -343,7 +356,7 @@ def check_saved(plan: Plan) -> None:
         raise PlanError(f"the saved plan was made by virt-reconcile {plan.tool_version}, this is {__version__}: "
                         "plan again")
     states = {}
-    for host in {a.host for a in plan.actions}:
+    for host in plan.touched_hosts():
         listed = {key.split("/")[2] for key in plan.fingerprints if key.startswith(f"{host}/Volume/")}
         states[host] = read_host(host, Target(plan.hosts[host]), lambda state, listed=listed: listed)
     changed = stale_objects(plan, states)

@@ -22,7 +22,7 @@ IMPACT_HELP = {
 }
 SYMBOLS = {"create": "+", "update": "~", "recreate": "-/+", "delete": "-", "start": ">", "stop": "#",
            "pause": "||", "resume": ">>",
-           "restart": "@"}
+           "restart": "@", "move": "=>"}
 
 
 def worst(impacts) -> str:
@@ -77,6 +77,9 @@ class OpName(str, Enum):
     BRIDGE_APPLY = "bridge_apply"
     BRIDGE_PERSIST = "bridge_persist"
     BRIDGE_DELETE = "bridge_delete"
+    MIGRATE = "migrate"            # a guest from another host of the run (args name it: source)
+    FORGET_ON = "forget_on"        # an ownership record removed from another host of the run
+    FIND_VOLUME = "find_volume"    # a volume's file, on storage this host shares with another, is there
 
 
 @dataclass
@@ -128,6 +131,15 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.actions
+
+    def sources(self) -> dict[str, str]:
+        """The other hosts moves take objects from: address on them -> the moving action's address."""
+        return {f"{op.args['source']}/{a.kind}/{a.name}": a.address for a in self.actions for op in a.ops
+                if "source" in op.args and op.name in (OpName.MIGRATE, OpName.FORGET_ON)}
+
+    def touched_hosts(self) -> list[str]:
+        """The hosts apply connects to and locks: those with actions, and those moves take from."""
+        return sorted({a.host for a in self.actions} | {address.split("/")[0] for address in self.sources()})
 
     def summary(self) -> dict:
         counts = {a: 0 for a in SYMBOLS}

@@ -57,6 +57,9 @@ class HostPort(Protocol):
     def secret_xml(self, kind: str, usage: str) -> str: ...
     def undefine_secret(self, kind: str, usage: str) -> None: ...
     def set_secret_value(self, kind: str, name: str, value: bytes) -> None: ...
+    def migrate(self, kind: str, name: str, dest, persist_xml: str, address: str | None = None) -> None: ...
+    def undefine_moved(self, kind: str, name: str) -> None: ...
+    def refresh_pool(self, kind: str, name: str) -> None: ...
 
 
 def _unprefixed(xml: str) -> str:
@@ -146,6 +149,36 @@ def record(host: HostPort, kind: str, name: str, instance: str, record: dict | N
 
 def forget(host: HostPort, kind: str, name: str, instance: str) -> None:
     record(host, kind, name, instance, None)
+
+
+def migrate(host: HostPort, kind: str, name: str, source, live: bool = True, address: str | None = None) -> None:
+    """Move a guest from `source` to this host keeping its saved definition as it is there (with
+    its secrets): live migration when it runs (to this host's `address`, when given), else define
+    here and undefine there."""
+    xml = source.saved_xml(kind, name)
+    if source.is_active(kind, name):
+        source.migrate(kind, name, host, xml, address)
+        return
+    host.define(kind, name, xml)
+    source.undefine_moved(kind, name)
+
+
+def find_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, source: str) -> None:
+    """Fail unless the volume's file is in this host's pool (scanned again first): a volume moves
+    only on storage both hosts share."""
+    host.refresh_pool("StoragePool", pool)
+    try:
+        host.volume_capacity(kind, name, pool, volume)
+    except AdapterError as exc:
+        if exc.reason != "gone":
+            raise
+        raise AdapterError("move", f"{kind}/{name}", f"its file is not in pool {pool} on this host, so host "
+                           f"{source} and this one do not share that storage: nothing was moved") from None
+
+
+def forget_on(host: HostPort, kind: str, name: str, source, instance: str) -> None:
+    """Remove an object's ownership record from `source` (it moved to this host)."""
+    record(source, kind, name, instance, None)
 
 
 def network_update(host: HostPort, kind: str, name: str, command: str, section: str, xml: str, key: str) -> None:
@@ -361,6 +394,9 @@ STEPS: dict[OpName, Callable] = {
     OpName.DROP_OWNER: drop_owner,
     OpName.RECORD: record,
     OpName.FORGET: forget,
+    OpName.MIGRATE: migrate,
+    OpName.FORGET_ON: forget_on,
+    OpName.FIND_VOLUME: find_volume,
     OpName.SHUTDOWN: shutdown,
     OpName.RESTART: restart,
     OpName.NETWORK_UPDATE: network_update,

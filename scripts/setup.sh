@@ -12,7 +12,7 @@ if command -v apt-get >/dev/null 2>&1; then
   PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base ovmf swtpm
         swtpm-tools libxml2-utils python3-venv python3-libvirt iproute2 make virtinst systemd curl
         nodejs parted lvm2 e2fsprogs tgt libiscsi-bin libvirt-daemon-driver-storage-iscsi-direct
-        qemu-block-extra ifupdown bridge-utils openssh-server)
+        qemu-block-extra ifupdown bridge-utils openssh-server bindfs)
   missing=()
   for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -78,18 +78,46 @@ def remove_prefixed(conn, prefix: str) -> None:
 class PrivateDaemon:
     """A libvirtd of a test's own, in a mount namespace of its own (its /run/libvirt, /var/lib/libvirt,
     /var/cache/libvirt and /etc/libvirt are empty), answering on a socket in `base`. A test may
-    freeze it (SIGSTOP) without disturbing the system daemon."""
+    freeze it (SIGSTOP) without disturbing the system daemon.
 
-    def __init__(self, base: Path):
+    Optional, for guests and migration between two such daemons (or one and the system daemon):
+    `host_uuid` (libvirtd.conf; two daemons that migrate need different ones, else "Attempt to migrate
+    guest to the same host"), `qemu_conf` (text of its qemu.conf, default none), `virtlogd` (a virtlogd
+    of its own in the namespace: without it, or `stdio_handler = "file"` in qemu_conf, no guest starts:
+    "Failed to connect socket to '/run/libvirt/virtlogd-sock'"), `own_logs` (BASE/log and BASE/swtpm-log
+    bound over /var/log/libvirt and /var/log/swtpm: two daemons' logs of one guest name do not mix),
+    `binds` ((source, target) pairs bound after the tmpfs mounts, e.g. a directory of the test's over
+    /var/lib/libvirt/images), `libvirtd_conf` (lines added to libvirtd.conf, e.g. log_filters).
+    A directory outside the four hidden ones (e.g. /var/tmp/vrtmig-shared) is seen at the same path by
+    every daemon: storage shared between them."""
+
+    def __init__(self, base: Path, *, host_uuid: str | None = None, qemu_conf: str | None = None,
+                 virtlogd: bool = False, own_logs: bool = False, binds: tuple = (), libvirtd_conf: str = ""):
+        import shlex
         import subprocess
         import time
         self.base = base
         (base / "etc").mkdir(parents=True)
         (base / "sock").mkdir()
-        (base / "etc" / "libvirtd.conf").write_text(f'unix_sock_dir = "{base}/sock"\nunix_sock_rw_perms = "0700"\n')
+        conf = f'unix_sock_dir = "{base}/sock"\nunix_sock_rw_perms = "0700"\n'
+        if host_uuid:
+            conf += f'host_uuid = "{host_uuid}"\n'
+        (base / "etc" / "libvirtd.conf").write_text(conf + libvirtd_conf)
+        if qemu_conf is not None:
+            (base / "etc" / "qemu.conf").write_text(qemu_conf)
         script = ("mount -t tmpfs tmpfs /run/libvirt && mount -t tmpfs tmpfs /var/lib/libvirt && "
-                  "mount -t tmpfs tmpfs /var/cache/libvirt && mount --bind \"$1/etc\" /etc/libvirt && "
-                  "exec libvirtd -d -f /etc/libvirt/libvirtd.conf -p \"$1/pid\"")
+                  "mount -t tmpfs tmpfs /var/cache/libvirt && mount --bind \"$1/etc\" /etc/libvirt && ")
+        if own_logs:
+            (base / "log").mkdir()
+            (base / "swtpm-log").mkdir()
+            script += ("mount --bind \"$1/log\" /var/log/libvirt && mkdir -p /var/log/swtpm && "
+                       "mount --bind \"$1/swtpm-log\" /var/log/swtpm && ")
+        for source, target in binds:
+            source, target = shlex.quote(str(source)), shlex.quote(str(target))
+            script += f"mkdir -p {target} && mount --bind {source} {target} && "
+        if virtlogd:
+            script += "virtlogd -d -p \"$1/virtlogd.pid\" && "
+        script += "exec libvirtd -d -f /etc/libvirt/libvirtd.conf -p \"$1/pid\""
         subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(base)],
                        check=True, capture_output=True, timeout=60)
         for _ in range(200):
@@ -104,20 +132,55 @@ class PrivateDaemon:
         os.kill(self.pid, sig)
 
     def stop(self) -> None:
+        """Stop the daemon, then what it leaves running: guests' QEMU and swtpm (by the pid files in its
+        /run/libvirt, read through /proc/PID/root: QEMU runs in a mount namespace of its own) and all
+        else in its namespace (virtlogd, dnsmasq). Bridges of its networks stay: destroy them first."""
         import os
         import signal
         import time
-        for sig in (signal.SIGCONT, signal.SIGTERM):
+        try:
+            namespace = os.readlink(f"/proc/{self.pid}/ns/mnt")
+        except OSError:
+            namespace = None
+        if namespace == os.readlink("/proc/self/ns/mnt"):
+            namespace = None                # never the system daemon's guests
+        leftovers = []
+        run = Path(f"/proc/{self.pid}/root/run/libvirt/qemu")
+        for pidfile in [*run.glob("*.pid"), *run.glob("swtpm/*.pid")] if namespace else []:
             try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                break
-        for _ in range(100):
+                pid = int(pidfile.read_text().strip())
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"qemu" in command or b"swtpm" in command:      # not a pid reused since
+                    leftovers.append(pid)
+            except (OSError, ValueError):
+                pass
+
+        def end(pid: int) -> None:
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    return
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.05)
             try:
-                os.kill(self.pid, 0)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(self.pid, signal.SIGKILL)
+                pass
+
+        end(self.pid)
+        for pid in leftovers:
+            end(pid)
+        if namespace:
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    try:
+                        if os.readlink(entry / "ns" / "mnt") == namespace:
+                            end(int(entry.name))
+                    except (OSError, ProcessLookupError):
+                        pass
         shutil.rmtree(self.base, ignore_errors=True)

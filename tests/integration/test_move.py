@@ -1,0 +1,192 @@
+"""A guest whose metadata.host changes moves between two libvirtd instances sharing a storage
+directory: one `move` action (not a delete and a create), identity and unmanaged settings kept,
+ownership records moved, then an empty plan."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from reconciler import fields
+
+pytestmark = pytest.mark.libvirtd
+
+HOSTS = """\
+kind: Host
+metadata: {name: a}
+spec: {uri: "qemu:///system", instance: P-i}
+---
+kind: Host
+metadata: {name: b}
+spec: {uri: "URI_B", instance: P-i}
+"""
+
+PER_HOST = """\
+---
+kind: StoragePool
+metadata: {name: P-shared, host: HOST}
+spec: {path: SHARED, autostart: false}
+---
+kind: Network
+metadata: {name: P-net, host: HOST}
+spec: {forward: isolated, bridge: P-brHOST, autostart: false}
+"""
+
+GUEST = """\
+---
+kind: Volume
+metadata: {name: disk.qcow2, host: WHERE}
+spec: {pool: P-shared, capacity: 16MiB}
+---
+kind: Guest
+metadata: {name: P-vm, host: WHERE}
+spec:
+  state: shutoff
+  vcpus: 1
+  memory: MEMORY
+  disks: [{volume: P-shared/disk.qcow2}]
+  interfaces: [{network: P-net}]
+"""
+
+
+def _manifest(uri_b: str, shared: Path, where: str, memory: str = "64MiB") -> str:
+    text = HOSTS.replace("URI_B", uri_b) + "".join(PER_HOST.replace("HOST", h) for h in ("a", "b"))
+    return (text + GUEST.replace("WHERE", where).replace("MEMORY", memory)).replace("SHARED", str(shared))
+
+
+@pytest.fixture
+def shared(env):
+    path = Path("/var/tmp") / f"{env.prefix}-shared"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _stop_networks(uri: str) -> None:
+    """A daemon that stops leaves its networks' bridges behind: stop them first."""
+    conn = libvirt.open(uri)
+    for net in conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE):
+        net.destroy()
+    conn.close()
+
+
+def test_a_shut_off_guest_moves_with_its_identity_and_its_volume_record(env, private_daemon, shared):
+    env.write(_manifest(private_daemon.uri, shared, "a"))
+    try:
+        env.converge()
+        a, b = libvirt.open("qemu:///system"), libvirt.open(private_daemon.uri)
+        dom = a.lookupByName(env.name("vm"))
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_DESCRIPTION, "set by hand", None, None,
+                        libvirt.VIR_DOMAIN_AFFECT_CONFIG)          # nothing in the manifest says this
+        before = fields.read("Guest", dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        uuid = dom.UUIDString()
+
+        env.write(_manifest(private_daemon.uri, shared, "b", memory="96MiB"))   # moved, and changed
+        code, doc = env.plan()
+        assert code == 2, json.dumps(doc, indent=1)
+        verbs = {(c["host"], c["kind"], c["action"]) for c in doc["changes"]}
+        assert verbs == {("b", "Volume", "move"), ("b", "Guest", "move")}, verbs     # no delete, no create
+        guest = next(c for c in doc["changes"] if c["kind"] == "Guest")
+        assert {"path": "host", "before": "a", "after": "b", "impact": "live"} in guest["changes"]
+        assert any(c["path"] == "memory.max" for c in guest["changes"])
+
+        env.converge()
+        moved = b.lookupByName(env.name("vm"))
+        after = fields.read("Guest", moved.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        assert moved.UUIDString() == uuid
+        assert list(after["interfaces"]) == list(before["interfaces"])             # the same MAC
+        assert after["memory"]["max"] == 96 * 1024 ** 2
+        assert moved.metadata(libvirt.VIR_DOMAIN_METADATA_DESCRIPTION, None, 0) == "set by hand"
+        with pytest.raises(libvirt.libvirtError):
+            a.lookupByName(env.name("vm"))
+        records = {h: [s.usageID() for s in c.listAllSecrets(0) if s.usageID().endswith("/disk.qcow2")]
+                   for h, c in (("a", a), ("b", b))}
+        assert records["a"] == [] and len(records["b"]) == 1, records            # the record moved
+        assert (shared / "disk.qcow2").exists()
+    finally:
+        _stop_networks(private_daemon.uri)
+
+
+def test_a_guest_whose_volume_the_new_host_cannot_see_does_not_move(env, private_daemon, shared):
+    def manifest(where: str) -> str:           # b's pool of that name is another directory
+        text = _manifest(private_daemon.uri, shared, where)
+        other = text.replace(f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared},",
+                             f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared}-b,")
+        assert other != text
+        return other
+
+    env.write(manifest("a"))
+    try:
+        env.converge()
+        env.write(manifest("b"))
+        done = env.run("plan", str(env.dir))
+        assert done.returncode == 1
+        assert f"Guest {env.name('vm')} moves from a to b, but its volume {env.name('shared')}/disk.qcow2 is not " \
+               "on storage both hosts share" in done.stderr, done.stdout + done.stderr
+        assert libvirt.open("qemu:///system").lookupByName(env.name("vm"))      # still where it was
+    finally:
+        _stop_networks(private_daemon.uri)
+        shutil.rmtree(f"{shared}-b", ignore_errors=True)
+
+
+@pytest.fixture
+def two_daemons(libvirtd, env):
+    """Two libvirtds of the test's own that can migrate to each other (host UUIDs of their own, a
+    virtlogd each), sharing a directory that libvirt takes for shared storage: a FUSE mount of type
+    glusterfs (bindfs), made before they start so both see it."""
+    import subprocess
+    import uuid as uuid_module
+    from tests.helpers import PrivateDaemon
+    backing, shared = Path("/var/tmp") / f"{env.prefix}-backing", Path("/var/tmp") / f"{env.prefix}-shared"
+    backing.mkdir()
+    shared.mkdir()
+    subprocess.run(["bindfs", "-o", "allow_other,subtype=glusterfs", str(backing), str(shared)], check=True)
+    daemons = []
+    try:
+        for n in range(2):
+            daemons.append(PrivateDaemon(Path(f"/tmp/vrt-daemon-{env.prefix}-{n}"), host_uuid=str(uuid_module.uuid4()),
+                                         virtlogd=True, own_logs=True))
+        for daemon in daemons:       # probe QEMU now, not inside the test's first define
+            conn = libvirt.open(daemon.uri)
+            conn.getDomainCapabilities(None, None, None, None, 0)
+            conn.close()
+        yield daemons, shared
+    finally:
+        for daemon in daemons:
+            try:
+                _stop_networks(daemon.uri)
+            except libvirt.libvirtError:
+                pass
+            daemon.stop()
+        subprocess.run(["umount", str(shared)], check=False)
+        shutil.rmtree(shared, ignore_errors=True)
+        shutil.rmtree(backing, ignore_errors=True)
+
+
+def test_a_running_guest_moves_by_live_migration(env, two_daemons):
+    (a, b), shared = two_daemons
+    def manifest(where: str) -> str:           # both daemons of the test's own; the guest runs
+        text = _manifest(b.uri, shared, where).replace('uri: "qemu:///system"', f'uri: "{a.uri}"')
+        return text.replace("instance: P-i}", "instance: P-i, migration_address: 127.0.0.1}") \
+            .replace("state: shutoff", "state: running")
+
+    env.write(manifest("a"))
+    env.converge()
+    source, target = libvirt.open(a.uri), libvirt.open(b.uri)
+    dom = source.lookupByName(env.name("vm"))
+    uuid, before = dom.UUIDString(), fields.read("Guest", dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+
+    env.write(manifest("b"))
+    code, doc = env.plan()
+    assert code == 2 and {(c["host"], c["kind"], c["action"]) for c in doc["changes"]} == \
+        {("b", "Volume", "move"), ("b", "Guest", "move")}, json.dumps(doc, indent=1)
+    guest = next(c for c in doc["changes"] if c["kind"] == "Guest")
+    assert "it runs: live migration" in guest["reason"]
+    env.converge()
+    moved = target.lookupByName(env.name("vm"))
+    assert moved.isActive() and moved.isPersistent() and moved.UUIDString() == uuid
+    assert list(fields.read("Guest", moved.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))["interfaces"]) == \
+        list(before["interfaces"])
+    assert env.name("vm") not in [d.name() for d in source.listAllDomains(0)]
