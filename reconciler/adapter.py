@@ -7,7 +7,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import deadline, uris
 from .errors import AdapterError, HostError
@@ -33,6 +33,7 @@ libvirt.registerErrorHandler(lambda *_: None, None)   # errors become exceptions
 KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
 # Reads in flight at once on one connection while observing (libvirt answers them in parallel).
 READERS = 4
+STREAM_CHUNK = 256 * 1024      # libvirt's stream messages carry 256 KiB at most
 # Errors that mean "the object went away while we read it" (another client deleted it).
 _GONE = {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
          libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_SECRET}
@@ -427,16 +428,22 @@ class Host:
             obj.undefine()
 
     @_libvirt("migrate")
-    def migrate(self, kind: str, name: str, dest: "Host", persist_xml: str, address: str | None = None) -> None:
+    def migrate(self, kind: str, name: str, dest: "Host", persist_xml: str, address: str | None = None,
+                copy: list[str] = ()) -> None:
         """Live-migrate a running guest to `dest` (driven from here, over both connections): the
         guest runs there with `persist_xml` as its saved definition, and is undefined here; its
-        memory (and disks' NBD copy) goes to `address` on `dest` when given."""
+        memory (and disks' NBD copy) goes to `address` on `dest` when given. The disks `copy`
+        names (targets) are copied into same-sized volumes made for them there; the others must
+        be on shared storage."""
         params = {libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: persist_xml}
+        flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+        if copy:
+            params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(copy)
+            flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
         if address:
             host = f"[{address}]" if ":" in address else address
             params |= {libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{host}",
                        libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: address}
-        flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
         self.conn.lookupByName(name).migrate3(dest.conn, params, flags)
 
     @_libvirt("undefine")
@@ -482,6 +489,29 @@ class Host:
             with contextlib.suppress(libvirt.libvirtError):
                 stream.abort()
             raise
+
+    def download_volume(self, kind: str, name: str, pool: str, volume: str) -> Iterator[bytes]:
+        """virStorageVolDownload of a whole volume, as chunks while they come; the stream is
+        aborted when the reader stops early or anything fails."""
+        with _call("download", f"{kind}/{name}"):
+            vol = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume)
+            stream = self.conn.newStream(0)
+            vol.download(stream, 0, 0, 0)
+        finished = False
+        try:
+            while True:
+                with _call("download", f"{kind}/{name}"):
+                    chunk = stream.recv(STREAM_CHUNK)
+                if not chunk:
+                    break
+                yield chunk
+            with _call("download", f"{kind}/{name}"):
+                stream.finish()
+            finished = True
+        finally:
+            if not finished:
+                with contextlib.suppress(libvirt.libvirtError):
+                    stream.abort()
 
     @_libvirt("refresh")
     def refresh_pool(self, kind: str, name: str) -> None:

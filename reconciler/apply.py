@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from . import edit, ownership, steps
 from .errors import AdapterError
-from .plan import Action, OpName, Plan
+from .plan import PEER_OPS, Action, OpName, Plan
 from .steps import HostPort
 
 
@@ -77,7 +77,7 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
     notes = []
     for op in action.ops:
         args = dict(op.args)
-        if "source" in args and op.name in (OpName.MIGRATE, OpName.FORGET_ON):
+        if "source" in args and op.name in PEER_OPS:
             if args["source"] not in (peers or {}):
                 raise AdapterError("move", action.address, f"host {args['source']!r} is not connected in this run")
             args["source"] = peers[args["source"]]
@@ -124,10 +124,15 @@ def groups(actions: list[Action]) -> list[list[int]]:
     return out
 
 
+# Kinds changed one at a time: host bridges (each change is checked against the host's links),
+# networks (libvirt picks a free virbrN for each at define time, and two at once pick the same).
+ONE_AT_A_TIME = ("Bridge", "Network")
+
+
 def waits_for(actions: list[Action], group: list[int]) -> dict[int, set[int]]:
     """Within a group, the earlier actions each must wait for: those it depends on (a volume
-    cloned from another), earlier actions on the same object, and, for a host bridge change,
-    everything before it (bridges change one at a time)."""
+    cloned from another), earlier actions on the same object, and, for kinds changed one at a
+    time, everything before it."""
     out: dict[int, set[int]] = {}
     seen: dict[str, int] = {}
     for n, i in enumerate(group):
@@ -135,7 +140,7 @@ def waits_for(actions: list[Action], group: list[int]) -> dict[int, set[int]]:
         wait = {seen[d] for d in action.deps if d in seen}
         if action.address in seen:
             wait.add(seen[action.address])
-        if action.kind == "Bridge":
+        if action.kind in ONE_AT_A_TIME:
             wait.update(group[:n])
         out[i] = wait
         seen[action.address] = i

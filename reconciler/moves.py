@@ -3,8 +3,10 @@ planned as one `move` on the new host instead of a create there and a removal on
 
 A running guest moves by live migration (the saved definition it has goes with it), a shut-off
 one by defining that definition on the new host and undefining it on the old one: UUID, MACs and
-everything the manifest does not state stay as they were. Its volumes must be on storage both
-hosts see (the same path in a pool of the same name): their ownership records move."""
+everything the manifest does not state stay as they were. A volume on storage both hosts see (the
+same path in a pool of the same name) moves its ownership record; one the new host cannot see is
+copied into its pool of that name (by the live migration of the running guest using it, else as a
+stream), and the old copy stays on the old host, owned there, until it is pruned."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +23,9 @@ MOVABLE = ("Guest", "Volume")
 class Move:
     kind: str
     name: str
-    source: str        # the host that has it (and owns it, and no longer declares it)
-    target: str        # the host the manifests now put it on
+    source: str         # the host that has it (and owns it, and no longer declares it)
+    target: str         # the host the manifests now put it on
+    copy: bool = False  # a volume the target cannot see: its data is copied
 
 
 def find(manifest: Manifest, states: dict[str, HostState]) -> tuple[dict[tuple[str, str, str], Move], list[str]]:
@@ -50,9 +53,27 @@ def find(manifest: Manifest, states: dict[str, HostState]) -> tuple[dict[tuple[s
                 moves[(target, *key)] = Move(*key, source, target)
             elif item.ref.kind == "Volume" and _shared(state, states[source], key[1], here):
                 moves[(target, *key)] = Move(*key, source, target)
+            elif item.ref.kind == "Volume" and here is None:
+                if item.spec.encryption is not None:
+                    problems.append(f"{item.source.file}:{item.source.line}: Volume {key[1]} moves from {source} "
+                                    f"to {target} on storage they do not share, and an encrypted volume is not "
+                                    "copied between hosts (its secret stays behind): copy it by hand")
+                    continue
+                moves[(target, *key)] = Move(*key, source, target, copy=True)
     for move in [m for m in moves.values() if m.kind == "Guest"]:
-        problems += _unshared_disks(manifest, states, moves, move)
+        problems += _left_behind(manifest, states, moves, move)
     return moves, problems
+
+
+def _left_behind(manifest: Manifest, states: dict[str, HostState], moves: dict, move: Move) -> list[str]:
+    """A moving guest's volumes that would not be on the new host: neither there nor moving there."""
+    item = manifest.get(move.target, "Guest", move.name)
+    live = states[move.source].get("Guest", move.name)
+    return [f"{item.source.file}:{item.source.line}: Guest {move.name} moves from {move.source} to {move.target}, "
+            f"but its volume {volume} is neither on {move.target} nor moving there: declare the Volume on "
+            f"{move.target} too (it is then copied, or its record moves when both hosts share its storage)"
+            for volume in sorted(set(_disk_volumes(live.root).values()))
+            if (move.target, "Volume", volume) not in moves and states[move.target].get("Volume", volume) is None]
 
 
 def _shared(target: HostState, source: HostState, volume: str, here) -> bool:
@@ -68,33 +89,55 @@ def _shared(target: HostState, source: HostState, volume: str, here) -> bool:
         mine.root.findtext("target/path") == theirs.root.findtext("target/path")
 
 
-def _unshared_disks(manifest: Manifest, states: dict[str, HostState], moves: dict, move: Move) -> list[str]:
-    """A moving guest's declared volumes the new host does not see at the same path: moving the
-    guest would leave its data behind (copying volumes between hosts is not done)."""
-    item = manifest.get(move.target, "Guest", move.name)
+def _disk_volumes(root) -> dict[str, str]:
+    """A guest's disks that are volumes: target -> pool/volume."""
+    return {d.find("target").get("dev"): f"{d.find('source').get('pool')}/{d.find('source').get('volume')}"
+            for d in root.xpath("devices/disk[@type='volume'][source][target]")}
+
+
+def _copied_disks(moves: dict, move: Move, states: dict[str, HostState]) -> list[str]:
+    """The disks (targets) of a moving guest whose data must be copied: their volume is copied to
+    the new host, or is there already as another file (an earlier copy)."""
+    source, target = states[move.source], states[move.target]
     out = []
-    for disk in item.spec.disks:
-        if disk.volume and (move.target, "Volume", disk.volume) not in moves and \
-                states[move.source].get("Volume", disk.volume) is not None and \
-                states[move.target].get("Volume", disk.volume) is None:
-            out.append(f"{item.source.file}:{item.source.line}: Guest {move.name} moves from {move.source} to "
-                       f"{move.target}, but its volume {disk.volume} is not on storage both hosts share (no "
-                       f"pool {disk.volume.split('/')[0]} on {move.target} with that file): a move needs shared "
-                       "storage; copy the volume first, or keep the guest where it is")
+    for dev, volume in _disk_volumes(source.get("Guest", move.name).root).items():
+        moved = moves.get((move.target, "Volume", volume))
+        there, here = target.get("Volume", volume), source.get("Volume", volume)
+        if (moved is not None and moved.copy) or (there is not None and here is not None and
+                                                  there.root.findtext("target/path") != here.root.findtext("target/path")):
+            out.append(dev)
     return out
 
 
+def _moving_user(moves: dict, move: Move, states: dict[str, HostState]) -> str | None:
+    """The guest moving to the same host whose move copies this volume's data."""
+    for other in moves.values():
+        if other.kind == "Guest" and (other.source, other.target) == (move.source, move.target) and \
+                move.name in _disk_volumes(states[move.source].get("Guest", other.name).root).values():
+            return other.name
+    return None
+
+
 def action(move: Move, item: Item, manifest: Manifest, states: dict[str, HostState],
-           ctx: desired_mod.Context, source_instance: str) -> Action:
+           ctx: desired_mod.Context, source_instance: str, moves: dict) -> Action:
     """The `move` action on the new host: the object as it is on the old one, then what the
     manifest changes, all on the new host."""
     source, target = states[move.source], states[move.target]
     live = source.get(move.kind, move.name)
     record = ownership.records(source, source_instance).get((move.kind, move.name))
-    if move.kind == "Volume":
+    pool, _, volume = move.name.partition("/")
+    if move.kind == "Volume" and move.copy:
+        want = desired_mod.build(item, manifest, target, ctx)
+        update = planners.volume(want, None, None)                 # made empty, its record written
+        user = _moving_user(moves, move, states)
+        ops = update.ops + ([] if user else [
+            Op(OpName.COPY_VOLUME, {"source": move.source, "pool": pool, "volume": volume})])
+        how = (f"the new host does not see its file: it is made in pool {pool} there and its data copied "
+               + (f"by the move of guest {user}" if user else "now")
+               + "; the old copy stays on the old host, owned there, until pruned")
+    elif move.kind == "Volume":
         want = desired_mod.build(item, manifest, target, ctx)      # the file, as the new host sees it
         update = planners.volume(want, target.get(move.kind, move.name) or live, None)   # its record written
-        pool, _, volume = move.name.partition("/")
         ops = [Op(OpName.FIND_VOLUME, {"pool": pool, "volume": volume, "source": move.source})] + \
             (update.ops if update else []) + [Op(OpName.FORGET_ON, {"source": move.source, "instance": source_instance})]
         how = "its file is on storage both hosts share: the ownership record moves"
@@ -106,10 +149,17 @@ def action(move: Move, item: Item, manifest: Manifest, states: dict[str, HostSta
             later.append(Op(OpName.EDIT, {"edits": [], "marker": want.marker}))   # the new host's owner marker
         running = live.active
         address = manifest.hosts[move.target].spec.migration_address
-        ops = [Op(OpName.MIGRATE, {"source": move.source, "live": running, "address": address})] + later
-        how = ("it runs: live migration, its saved definition persisted on the new host and removed from the "
-               "old one" if running else "it is shut off: its saved definition is defined on the new host and "
-               "removed from the old one")
+        copied = _copied_disks(moves, move, states)
+        volumes = _disk_volumes(live.root)
+        streams = [] if running else [     # a shut-off guest's disks are copied before it moves
+            Op(OpName.COPY_VOLUME, {"source": move.source, "pool": volumes[dev].split("/")[0],
+                                    "volume": volumes[dev].split("/")[1]}) for dev in copied]
+        ops = streams + [Op(OpName.MIGRATE, {"source": move.source, "live": running, "address": address,
+                                             "copy": copied if running else []})] + later
+        how = ("it runs: live migration" + (f" copying disks {', '.join(copied)}" if copied else "")
+               + ", its saved definition persisted on the new host and removed from the old one" if running else
+               "it is shut off: " + (f"disks {', '.join(copied)} copied, " if copied else "")
+               + "its saved definition defined on the new host and removed from the old one")
     changes = [Change("host", move.source, move.target, "live")] + (update.changes if update else [])
     changes = [c for c in changes if c.path != "owner.hash"]
     return Action(move.target, move.kind, move.name, "move", worst(c.impact for c in changes),

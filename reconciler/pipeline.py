@@ -188,7 +188,7 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
             move = found.get((host, item.ref.kind, item.ref.name))
             if move is not None:
                 plan.actions.append(moves.action(move, item, manifest, states, ctx,
-                                                 manifest.hosts[move.source].spec.instance))
+                                                 manifest.hosts[move.source].spec.instance, found))
                 continue
             want = desired.build(item, manifest, state, ctx)
             key = (item.ref.kind, item.ref.name)
@@ -202,7 +202,9 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
             if live is not None:
                 live.release()
         declared = {(i.ref.kind, i.ref.name) for i in manifest.for_host(host)}
-        declared |= {(m.kind, m.name) for m in found.values() if m.source == host}     # moving away: not kept
+        # moving away: neither kept nor pruned in this run (a copied volume's old copy is kept, and
+        # listed as such, from the next run on)
+        declared |= {(m.kind, m.name) for m in found.values() if m.source == host}
         plan.actions[:0] = move_legacy_records(host, instance, state)
         plan.actions += forget_gone(host, declared, owned, state)
         if options.prune or manifest.hosts[host].spec.prune:

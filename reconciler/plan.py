@@ -80,6 +80,11 @@ class OpName(str, Enum):
     MIGRATE = "migrate"            # a guest from another host of the run (args name it: source)
     FORGET_ON = "forget_on"        # an ownership record removed from another host of the run
     FIND_VOLUME = "find_volume"    # a volume's file, on storage this host shares with another, is there
+    COPY_VOLUME = "copy_volume"    # a volume's data, streamed from another host of the run
+
+
+# ops whose "source" names another host of the run (apply hands them its connection)
+PEER_OPS = (OpName.MIGRATE, OpName.FORGET_ON, OpName.COPY_VOLUME)
 
 
 @dataclass
@@ -135,7 +140,7 @@ class Plan:
     def sources(self) -> dict[str, str]:
         """The other hosts moves take objects from: address on them -> the moving action's address."""
         return {f"{op.args['source']}/{a.kind}/{a.name}": a.address for a in self.actions for op in a.ops
-                if "source" in op.args and op.name in (OpName.MIGRATE, OpName.FORGET_ON)}
+                if "source" in op.args and op.name in PEER_OPS}
 
     def touched_hosts(self) -> list[str]:
         """The hosts apply connects to and locks: those with actions, and those moves take from."""

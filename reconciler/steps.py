@@ -57,7 +57,9 @@ class HostPort(Protocol):
     def secret_xml(self, kind: str, usage: str) -> str: ...
     def undefine_secret(self, kind: str, usage: str) -> None: ...
     def set_secret_value(self, kind: str, name: str, value: bytes) -> None: ...
-    def migrate(self, kind: str, name: str, dest, persist_xml: str, address: str | None = None) -> None: ...
+    def migrate(self, kind: str, name: str, dest, persist_xml: str, address: str | None = None,
+                copy: list[str] = ()) -> None: ...
+    def download_volume(self, kind: str, name: str, pool: str, volume: str): ...
     def undefine_moved(self, kind: str, name: str) -> None: ...
     def refresh_pool(self, kind: str, name: str) -> None: ...
 
@@ -151,16 +153,28 @@ def forget(host: HostPort, kind: str, name: str, instance: str) -> None:
     record(host, kind, name, instance, None)
 
 
-def migrate(host: HostPort, kind: str, name: str, source, live: bool = True, address: str | None = None) -> None:
+def migrate(host: HostPort, kind: str, name: str, source, live: bool = True, address: str | None = None,
+            copy: list[str] | None = None) -> None:
     """Move a guest from `source` to this host keeping its saved definition as it is there (with
-    its secrets): live migration when it runs (to this host's `address`, when given), else define
-    here and undefine there."""
+    its secrets): live migration when it runs (to this host's `address`, when given; the disks
+    `copy` names copied into the volumes made for them here), else define here and undefine there.
+    A guest that started or stopped since the plan is left alone (its volumes were planned for how
+    it was)."""
+    if source.is_active(kind, name) != live:
+        raise AdapterError("move", f"{kind}/{name}", "it " + ("started" if not live else "stopped")
+                           + " since the plan was made: nothing was moved; plan again")
     xml = source.saved_xml(kind, name)
-    if source.is_active(kind, name):
-        source.migrate(kind, name, host, xml, address)
+    if live:
+        source.migrate(kind, name, host, xml, address, copy or [])
         return
     host.define(kind, name, xml)
     source.undefine_moved(kind, name)
+
+
+def copy_volume(host: HostPort, kind: str, name: str, source, pool: str, volume: str) -> None:
+    """Stream a volume's data from `source` into the volume of that name made here (its bytes as
+    they are: a qcow2 file arrives as the same qcow2 file)."""
+    host.upload_volume(kind, name, pool, volume, source.download_volume(kind, name, pool, volume), 0)
 
 
 def find_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, source: str) -> None:
@@ -204,7 +218,12 @@ def build_pool(host: HostPort, kind: str, name: str, device: bool = False, overw
     table or volume group). A device is formatted only when it is blank, or, with `overwrite`,
     when it holds something else; one that already holds what the pool wants is left as it is."""
     if not device:
-        host.build_pool(kind, name, "plain")
+        try:
+            host.build_pool(kind, name, "plain")
+        except AdapterError as exc:
+            if "File exists" not in exc.message:
+                raise
+            host.build_pool(kind, name, "plain")     # another host made the shared directory meanwhile
         return
     try:
         host.build_pool(kind, name, "no_overwrite")
@@ -397,6 +416,7 @@ STEPS: dict[OpName, Callable] = {
     OpName.MIGRATE: migrate,
     OpName.FORGET_ON: forget_on,
     OpName.FIND_VOLUME: find_volume,
+    OpName.COPY_VOLUME: copy_volume,
     OpName.SHUTDOWN: shutdown,
     OpName.RESTART: restart,
     OpName.NETWORK_UPDATE: network_update,

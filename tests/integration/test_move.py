@@ -109,9 +109,10 @@ def test_a_shut_off_guest_moves_with_its_identity_and_its_volume_record(env, pri
         _stop_networks(private_daemon.uri)
 
 
-def test_a_guest_whose_volume_the_new_host_cannot_see_does_not_move(env, private_daemon, shared):
-    def manifest(where: str) -> str:           # b's pool of that name is another directory
-        text = _manifest(private_daemon.uri, shared, where)
+def test_a_volume_the_new_host_cannot_see_is_copied_and_the_old_copy_kept(env, private_daemon, shared):
+    def manifest(where: str) -> str:           # b's pool of that name is another directory; a raw disk
+        text = _manifest(private_daemon.uri, shared, where).replace("disk.qcow2", "disk.raw") \
+            .replace("capacity: 16MiB}", "capacity: 16MiB, format: raw}")
         other = text.replace(f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared},",
                              f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared}-b,")
         assert other != text
@@ -120,12 +121,24 @@ def test_a_guest_whose_volume_the_new_host_cannot_see_does_not_move(env, private
     env.write(manifest("a"))
     try:
         env.converge()
+        with open(shared / "disk.raw", "r+b") as disk:        # data the copy must carry
+            disk.seek(1 << 20)
+            disk.write(b"written on a")
         env.write(manifest("b"))
-        done = env.run("plan", str(env.dir))
-        assert done.returncode == 1
-        assert f"Guest {env.name('vm')} moves from a to b, but its volume {env.name('shared')}/disk.qcow2 is not " \
-               "on storage both hosts share" in done.stderr, done.stdout + done.stderr
-        assert libvirt.open("qemu:///system").lookupByName(env.name("vm"))      # still where it was
+        code, doc = env.plan()
+        assert code == 2 and {(c["host"], c["kind"], c["action"]) for c in doc["changes"]} == \
+            {("b", "Volume", "move"), ("b", "Guest", "move")}, json.dumps(doc, indent=1)
+        volume = next(c for c in doc["changes"] if c["kind"] == "Volume")
+        assert "its data copied by the move of guest" in volume["reason"] and "the old copy stays" in volume["reason"]
+        env.converge()
+        with open(f"{shared}-b/disk.raw", "rb") as disk:
+            disk.seek(1 << 20)
+            assert disk.read(12) == b"written on a"
+        b = libvirt.open(private_daemon.uri)
+        assert b.lookupByName(env.name("vm")).XMLDesc(0)
+        assert env.name("vm") not in [d.name() for d in libvirt.open("qemu:///system").listAllDomains(0)]
+        _, doc = env.plan()
+        assert [k["address"] for k in doc["kept"]] == [f"a/Volume/{env.name('shared')}/disk.raw"], doc["kept"]
     finally:
         _stop_networks(private_daemon.uri)
         shutil.rmtree(f"{shared}-b", ignore_errors=True)
@@ -190,3 +203,31 @@ def test_a_running_guest_moves_by_live_migration(env, two_daemons):
     assert list(fields.read("Guest", moved.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))["interfaces"]) == \
         list(before["interfaces"])
     assert env.name("vm") not in [d.name() for d in source.listAllDomains(0)]
+
+
+def test_a_running_guest_moves_with_a_copy_of_its_disk(env, two_daemons):
+    """No shared storage: the live migration copies the disk (NBD) into the volume made for it."""
+    (a, b), shared = two_daemons
+
+    def manifest(where: str) -> str:           # each daemon's pool of that name is its own directory
+        text = _manifest(b.uri, shared, where).replace('uri: "qemu:///system"', f'uri: "{a.uri}"')
+        text = text.replace("instance: P-i}", "instance: P-i, migration_address: 127.0.0.1}") \
+            .replace("state: shutoff", "state: running")
+        return text.replace(f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared},",
+                            f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared}/b,") \
+            .replace(f"metadata: {{name: P-shared, host: a}}\nspec: {{path: {shared},",
+                     f"metadata: {{name: P-shared, host: a}}\nspec: {{path: {shared}/a,")
+
+    env.write(manifest("a"))
+    env.converge()
+    source, target = libvirt.open(a.uri), libvirt.open(b.uri)
+    uuid = source.lookupByName(env.name("vm")).UUIDString()
+    env.write(manifest("b"))
+    code, doc = env.plan()
+    assert code == 2, json.dumps(doc, indent=1)
+    volume = next(c for c in doc["changes"] if c["kind"] == "Volume")
+    assert f"by the move of guest {env.name('vm')}" in volume["reason"], volume["reason"]
+    env.converge()
+    moved = target.lookupByName(env.name("vm"))
+    assert moved.isActive() and moved.UUIDString() == uuid
+    assert (shared / "b" / "disk.qcow2").exists() and (shared / "a" / "disk.qcow2").exists()   # the old copy kept

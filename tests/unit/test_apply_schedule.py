@@ -1,6 +1,8 @@
 """How apply orders one host's actions when it runs several at once (apply.groups, waits_for)."""
 from __future__ import annotations
 
+import pytest
+
 from reconciler.apply import groups, waits_for
 from reconciler.plan import Action
 
@@ -23,8 +25,9 @@ def test_within_a_group_only_dependencies_and_the_same_object_wait():
     assert waits_for(actions, group) == {0: set(), 1: {0}, 2: set(), 3: {0}}
 
 
-def test_bridges_change_one_at_a_time():
-    actions = [_action("Bridge", "br0"), _action("Bridge", "br1"), _action("Bridge", "br2")]
+@pytest.mark.parametrize("kind", ["Bridge", "Network"])
+def test_bridges_and_networks_change_one_at_a_time(kind):
+    actions = [_action(kind, "br0"), _action(kind, "br1"), _action(kind, "br2")]
     [group] = groups(actions)
     assert waits_for(actions, group) == {0: set(), 1: {0}, 2: {0, 1}}
 
