@@ -21,6 +21,7 @@ except ImportError:
                     "compiler installed") from None
 
 from lxml import etree
+from markupsafe import escape
 
 from . import fields
 from .live import HostState, LiveObject, capabilities
@@ -512,6 +513,24 @@ class Host:
             if not finished:
                 with contextlib.suppress(libvirt.libvirtError):
                     stream.abort()
+
+    @_libvirt("read")
+    def pool_at(self, kind: str, name: str, path: str) -> str | None:
+        """The name of the active pool whose directory is `path`, or None."""
+        try:
+            pool = self.conn.storagePoolLookupByTargetPath(path)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() in _GONE:
+                return None
+            raise
+        return pool.name() if pool.isActive() else None
+
+    @_libvirt("create")
+    def open_directory(self, kind: str, name: str, pool: str, path: str) -> None:
+        """A transient dir pool `pool` over `path` (made if missing), to reach files there as
+        volumes; it goes when stopped."""
+        xml = (f"<pool type='dir'><name>{escape(pool)}</name><target><path>{escape(path)}</path></target></pool>")
+        self.conn.storagePoolCreateXML(xml, libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD)
 
     @_libvirt("refresh")
     def refresh_pool(self, kind: str, name: str) -> None:

@@ -109,6 +109,23 @@ def _copied_disks(moves: dict, move: Move, states: dict[str, HostState]) -> list
     return out
 
 
+SWTPM_DIR = "/var/lib/libvirt/swtpm"     # libvirt's default swtpm_storage_dir
+NVRAM_DIR = "/var/lib/libvirt/qemu/nvram"      # ... and nvram_dir
+_TPM_STATE = {"2.0": "tpm2/tpm2-00.permall", "1.2": "tpm1.2/tpm-00.permall"}
+
+
+def state_files(root) -> list[str]:
+    """The files a guest's identity lives in besides its definition: its UEFI variables (NVRAM:
+    the path its definition names, else libvirt's default for firmware it picks at start) and its
+    emulated TPM's state (swtpm, in libvirt's default directory)."""
+    out = [path.strip() for path in root.xpath("os/nvram/text()") if path.strip()]
+    if not out and root.xpath("os[@firmware='efi'] | os/loader[@type='pflash']"):
+        out.append(f"{NVRAM_DIR}/{root.findtext('name').strip()}_VARS.fd")
+    for backend in root.xpath("devices/tpm/backend[@type='emulator']"):
+        out.append(f"{SWTPM_DIR}/{root.findtext('uuid').strip()}/{_TPM_STATE[backend.get('version', '2.0')]}")
+    return out
+
+
 def _moving_user(moves: dict, move: Move, states: dict[str, HostState]) -> str | None:
     """The guest moving to the same host whose move copies this volume's data."""
     for other in moves.values():
@@ -136,8 +153,10 @@ def action(move: Move, item: Item, manifest: Manifest, states: dict[str, HostSta
                + (f"by the move of guest {user}" if user else "now")
                + "; the old copy stays on the old host, owned there, until pruned")
     elif move.kind == "Volume":
-        want = desired_mod.build(item, manifest, target, ctx)      # the file, as the new host sees it
-        update = planners.volume(want, target.get(move.kind, move.name) or live, None)   # its record written
+        want = desired_mod.build(item, manifest, target, ctx)
+        # compared as the old host sees the file: the new host's pool may have scanned it while it
+        # was being made (a qcow2 file seen empty reads as raw) until FIND_VOLUME scans it again
+        update = planners.volume(want, live, None)                 # its record written
         ops = [Op(OpName.FIND_VOLUME, {"pool": pool, "volume": volume, "source": move.source})] + \
             (update.ops if update else []) + [Op(OpName.FORGET_ON, {"source": move.source, "instance": source_instance})]
         how = "its file is on storage both hosts share: the ownership record moves"
@@ -151,15 +170,17 @@ def action(move: Move, item: Item, manifest: Manifest, states: dict[str, HostSta
         address = manifest.hosts[move.target].spec.migration_address
         copied = _copied_disks(moves, move, states)
         volumes = _disk_volumes(live.root)
-        streams = [] if running else [     # a shut-off guest's disks are copied before it moves
+        streams = [] if running else [     # a shut-off guest's disks, NVRAM and TPM state go first
             Op(OpName.COPY_VOLUME, {"source": move.source, "pool": volumes[dev].split("/")[0],
-                                    "volume": volumes[dev].split("/")[1]}) for dev in copied]
+                                    "volume": volumes[dev].split("/")[1]}) for dev in copied] + [
+            Op(OpName.COPY_FILE, {"source": move.source, "path": path}) for path in state_files(live.root)]
         ops = streams + [Op(OpName.MIGRATE, {"source": move.source, "live": running, "address": address,
                                              "copy": copied if running else []})] + later
+        kept = " with its NVRAM and TPM state" if state_files(live.root) else ""
         how = ("it runs: live migration" + (f" copying disks {', '.join(copied)}" if copied else "")
-               + ", its saved definition persisted on the new host and removed from the old one" if running else
-               "it is shut off: " + (f"disks {', '.join(copied)} copied, " if copied else "")
-               + "its saved definition defined on the new host and removed from the old one")
+               + f", its saved definition{kept} persisted on the new host and removed from the old one" if running
+               else "it is shut off: " + (f"disks {', '.join(copied)} copied, " if copied else "")
+               + f"its saved definition{kept} defined on the new host and removed from the old one")
     changes = [Change("host", move.source, move.target, "live")] + (update.changes if update else [])
     changes = [c for c in changes if c.path != "owner.hash"]
     return Action(move.target, move.kind, move.name, "move", worst(c.impact for c in changes),

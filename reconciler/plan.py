@@ -81,10 +81,11 @@ class OpName(str, Enum):
     FORGET_ON = "forget_on"        # an ownership record removed from another host of the run
     FIND_VOLUME = "find_volume"    # a volume's file, on storage this host shares with another, is there
     COPY_VOLUME = "copy_volume"    # a volume's data, streamed from another host of the run
+    COPY_FILE = "copy_file"        # a guest's NVRAM or TPM state file, from another host of the run
 
 
 # ops whose "source" names another host of the run (apply hands them its connection)
-PEER_OPS = (OpName.MIGRATE, OpName.FORGET_ON, OpName.COPY_VOLUME)
+PEER_OPS = (OpName.MIGRATE, OpName.FORGET_ON, OpName.COPY_VOLUME, OpName.COPY_FILE)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from . import __version__
 from .identity import OWNER_NS
@@ -36,9 +37,18 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(base)) if os.access(base, os.W_OK) else None
 
 
+def _indent(text, width: int = 4, first: bool = False) -> Markup:
+    """jinja2's `indent` filter (blank lines left alone) on rendered, already escaped XML, as plain
+    text: the same output without escaping each line again (a fifth of a guest's rendering)."""
+    pad = " " * width
+    lines = (str(text) + "\n").splitlines()
+    out = lines[0] + "".join("\n" + (pad + line if line else line) for line in lines[1:])
+    return Markup(pad + out if first else out)
+
+
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         bytecode_cache=_bytecode_cache(),
         autoescape=True,  # every value is XML-escaped: names cannot inject elements
@@ -47,6 +57,8 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["indent"] = _indent
+    return env
 
 
 def render(template: str, **context) -> str:

@@ -3,11 +3,15 @@ adapter leaves out (waiting for a shutdown, re-plugging taps, writing ownership 
 checking a volume's XML before libvirt sees it)."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import time
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
+
 
 from lxml import etree
+from markupsafe import escape as xml_escape
 
 from . import bridgeops, edit, fields, hostbridge, hostlinks, hostnet, images, netconfig, ownership, rng, secretref
 from . import seed as seeds
@@ -62,6 +66,8 @@ class HostPort(Protocol):
     def download_volume(self, kind: str, name: str, pool: str, volume: str): ...
     def undefine_moved(self, kind: str, name: str) -> None: ...
     def refresh_pool(self, kind: str, name: str) -> None: ...
+    def pool_at(self, kind: str, name: str, path: str) -> str | None: ...
+    def open_directory(self, kind: str, name: str, pool: str, path: str) -> None: ...
 
 
 def _unprefixed(xml: str) -> str:
@@ -175,6 +181,42 @@ def copy_volume(host: HostPort, kind: str, name: str, source, pool: str, volume:
     """Stream a volume's data from `source` into the volume of that name made here (its bytes as
     they are: a qcow2 file arrives as the same qcow2 file)."""
     host.upload_volume(kind, name, pool, volume, source.download_volume(kind, name, pool, volume), 0)
+
+
+@contextlib.contextmanager
+def _directory(host: HostPort, path: str, tag: str) -> Iterator[str]:
+    """A pool over directory `path` of `host`: the one it has, else a transient one, stopped after."""
+    existing = host.pool_at("StoragePool", path, path)
+    if existing:
+        yield existing
+        return
+    name = f"virt-reconcile-move-{tag}"
+    host.open_directory("StoragePool", name, name, path)
+    try:
+        yield name
+    finally:
+        host.stop("StoragePool", name)
+
+
+def copy_file(host: HostPort, kind: str, name: str, source, path: str) -> None:
+    """Copy the file at `path` on `source` to the same path here (a shut-off guest's UEFI NVRAM or
+    TPM state: files, not libvirt objects, reached through pools over their directories). A file
+    the source does not have (a guest never started) is no error."""
+    directory, file = os.path.split(path)
+    tag = hashlib.sha256(f"{name}\0{path}".encode()).hexdigest()[:12]
+    with _directory(source, directory, tag) as there:
+        try:
+            size = source.volume_capacity("Volume", f"{there}/{file}", there, file)
+        except AdapterError as exc:
+            if exc.reason == "gone":
+                return
+            raise
+        with _directory(host, directory, tag) as here:
+            xml = f"<volume><name>{xml_escape(file)}</name><capacity unit='bytes'>{size}</capacity>" \
+                  "<target><format type='raw'/></target></volume>"
+            host.create_volume("Volume", f"{here}/{file}", here, xml)
+            host.upload_volume("Volume", f"{here}/{file}", here, file,
+                               source.download_volume("Volume", f"{there}/{file}", there, file), 0)
 
 
 def find_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, source: str) -> None:
@@ -417,6 +459,7 @@ STEPS: dict[OpName, Callable] = {
     OpName.FORGET_ON: forget_on,
     OpName.FIND_VOLUME: find_volume,
     OpName.COPY_VOLUME: copy_volume,
+    OpName.COPY_FILE: copy_file,
     OpName.SHUTDOWN: shutdown,
     OpName.RESTART: restart,
     OpName.NETWORK_UPDATE: network_update,

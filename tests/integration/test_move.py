@@ -231,3 +231,46 @@ def test_a_running_guest_moves_with_a_copy_of_its_disk(env, two_daemons):
     moved = target.lookupByName(env.name("vm"))
     assert moved.isActive() and moved.UUIDString() == uuid
     assert (shared / "b" / "disk.qcow2").exists() and (shared / "a" / "disk.qcow2").exists()   # the old copy kept
+
+
+def _file_in(daemon, path: str) -> bytes | None:
+    """A file as a private daemon sees it (its own /var/lib/libvirt), or None."""
+    try:
+        return Path(f"/proc/{daemon.pid}/root{path}").read_bytes()
+    except OSError:
+        return None
+
+
+def test_a_shut_off_uefi_guest_moves_with_its_nvram_and_tpm_state(env, two_daemons):
+    """An offline move carries the files a guest's identity lives in besides its definition."""
+    import hashlib
+    import time
+    (a, b), shared = two_daemons
+
+    def manifest(where: str, state: str) -> str:
+        text = _manifest(b.uri, shared, where).replace('uri: "qemu:///system"', f'uri: "{a.uri}"')
+        return text.replace("state: shutoff", f"state: {state}\n  type: qemu\n  machine: q35\n  firmware: efi\n"
+                                              "  secure_boot: false\n  tpm: {model: tpm-crb}")
+
+    env.write(manifest("a", "running"))
+    env.converge()
+    uuid = libvirt.open(a.uri).lookupByName(env.name("vm")).UUIDString()
+    nvram = f"/var/lib/libvirt/qemu/nvram/{env.name('vm')}_VARS.fd"
+    tpm = f"/var/lib/libvirt/swtpm/{uuid}/tpm2/tpm2-00.permall"
+    for _ in range(100):                   # the firmware and swtpm write their state as the guest starts
+        if _file_in(a, nvram) and _file_in(a, tpm):
+            break
+        time.sleep(0.1)
+    env.write(manifest("a", "shutoff"))
+    env.converge("--force-stop", "--shutdown-timeout", "1")
+    before = {path: hashlib.sha256(_file_in(a, path)).hexdigest() for path in (nvram, tpm)}
+
+    env.write(manifest("b", "shutoff"))
+    code, doc = env.plan()
+    guest = next(c for c in doc["changes"] if c["kind"] == "Guest")
+    assert code == 2 and "with its NVRAM and TPM state" in guest["reason"], json.dumps(doc, indent=1)
+    env.converge()
+    assert libvirt.open(b.uri).lookupByName(env.name("vm")).UUIDString() == uuid
+    after = {path: hashlib.sha256(_file_in(b, path) or b"").hexdigest() for path in (nvram, tpm)}
+    assert after == before
+    assert not [p.name() for p in libvirt.open(b.uri).listAllStoragePools(0) if p.name().startswith("virt-reconcile-move")]
