@@ -35,7 +35,7 @@ spec:
 
 
 def test_dual_stack_network_and_dns_hosts_changed_live(env):
-    one = env.ip(0).split(".")[2]
+    one = f"{0x100 + int(env.ip(0).split('.')[2]):x}"      # an IPv6 group libvirt writes as it is (never 0)
     text = small_guest("P-dsg", "  interfaces: [{network: P-ds}]\n") + NETWORK.replace("ONE", one)
     path = env.write(text)
     env.converge()
