@@ -103,17 +103,20 @@ def acquire(host, lock: Lock, timeout: float, poll: float = 1.0, say=lambda msg:
 
 
 def try_lock(host, lock: Lock) -> str | None:
-    """Define the lock secret; None when we got it, else the holder's description ("" when it
-    was released meanwhile: the caller tries again)."""
+    """Define the lock secret; None when we got it, else the holder's description. A refusal
+    with no lock held afterwards is tried once more (the holder released it between the two
+    calls); refused again, it is a real error."""
     name = lock_name(lock.instance)
-    try:
-        host.define_secret("Secret", name, lock_xml(lock))
-        return None
-    except AdapterError as exc:
-        holder = read_lock(host, name)
-        if holder is None:                # not refused for a lock that is held: a real error
-            raise exc from None
-        return holder
+    for attempt in range(2):
+        try:
+            host.define_secret("Secret", name, lock_xml(lock))
+            return None
+        except AdapterError as exc:
+            holder = read_lock(host, name)
+            if holder is not None:
+                return holder
+            if attempt:                   # not refused for a lock that is held: a real error
+                raise exc from None
 
 
 def _holder(host, name: str):
