@@ -170,19 +170,11 @@ class Host:
                 self._names(self.conn.listAllDomains, libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
             for obj in each(lambda dom: _gone(lambda: self._domain(dom, running, paused, autostart)), domains):
                 self._keep(state, obj)
-            active = self._names(self.conn.listAllNetworks, libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)
-            autostart = self._names(self.conn.listAllNetworks, libvirt.VIR_CONNECT_LIST_NETWORKS_AUTOSTART)
-            for obj in each(lambda net: _gone(lambda: LiveObject(
-                    "Network", net.name(), net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE),
-                    net.name() in active, net.name() in autostart)), self.conn.listAllNetworks(0)):
-                self._keep(state, obj)
-            pools = {p.name(): p for p in self.conn.listAllStoragePools(0)}
-            active = self._names(self.conn.listAllStoragePools, libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
-            autostart = self._names(self.conn.listAllStoragePools, libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART)
-            for obj in each(lambda pool: _gone(lambda: LiveObject(
-                    "StoragePool", pool.name(), pool.XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE),
-                    pool.name() in active, pool.name() in autostart)), pools.values()):
-                self._keep(state, obj)
+            self._read_all(state, each, "Network", self.conn.listAllNetworks, libvirt.VIR_NETWORK_XML_INACTIVE,
+                           libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE, libvirt.VIR_CONNECT_LIST_NETWORKS_AUTOSTART)
+            pools = self._read_all(state, each, "StoragePool", self.conn.listAllStoragePools,
+                                   libvirt.VIR_STORAGE_XML_INACTIVE, libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE,
+                                   libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART)
             listed = sorted(name for name in volume_pools(state) & set(pools)
                             if ("StoragePool", name) in state.objects and state.objects[("StoragePool", name)].active)
             found = dict(zip(listed, each(lambda name: self._volume_list(pools[name]), listed)))
@@ -196,6 +188,18 @@ class Host:
     @staticmethod
     def _names(list_all, flags: int) -> set[str]:
         return {obj.name() for obj in list_all(flags)}
+
+    def _read_all(self, state: HostState, each, kind: str, list_all, xml_flags: int, active_flag: int,
+                  autostart_flag: int) -> dict:
+        """Every network or pool: its saved definition, run state and autostart (from two filtered
+        lists); name -> its libvirt object."""
+        listed = {obj.name(): obj for obj in list_all(0)}
+        active, autostart = self._names(list_all, active_flag), self._names(list_all, autostart_flag)
+        for obj in each(lambda found: _gone(lambda: LiveObject(
+                kind, found.name(), found.XMLDesc(xml_flags), found.name() in active, found.name() in autostart)),
+                listed.values()):
+            self._keep(state, obj)
+        return listed
 
     def _interfaces(self, each=map) -> dict[str, str] | None:
         """The host's network interfaces and their types (libvirt's udev backend); None when the

@@ -77,7 +77,7 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
     notes = []
     for op in action.ops:
         args = dict(op.args)
-        if "source" in args and op.name in PEER_OPS:
+        if op.name in PEER_OPS:
             if args["source"] not in (peers or {}):
                 raise AdapterError("move", action.address, f"host {args['source']!r} is not connected in this run")
             args["source"] = peers[args["source"]]

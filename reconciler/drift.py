@@ -93,14 +93,12 @@ def _owned(host: str, item, want, live, rec, live_fields: dict) -> list[Finding]
     return out + _runtime(host, kind, name, want, live, live_fields)
 
 
-def unmanaged_parts(kind: str, want, live, rec, live_fields: dict | None = None) -> list[str]:
+def unmanaged_parts(kind: str, want, live, rec) -> list[str]:
     """What no manifest field manages in an owned object: repeated elements the manifest never
-    stated (a disk added by hand) and elements no field declares. Reported, never drift.
-    `live_fields`: the object's fields when they were read already."""
+    stated (a disk added by hand) and elements no field declares. Reported, never drift."""
     managed = {k: {**(want.fields.get(k) or {}), **((rec.fields.get(k) or {}) if rec else {})}
                for k in want.fields if isinstance(want.fields.get(k), dict)}
-    live_fields = fields.read(kind, live.root) if live_fields is None else live_fields
-    return fields.unmanaged_items(kind, live_fields, managed, want.exclusive) \
+    return fields.unmanaged_items(kind, live.values, managed, want.exclusive) \
         + fields.unmanaged(kind, live.root)
 
 
@@ -131,10 +129,9 @@ def classify(manifest: Manifest, host: str, state: HostState, ctx: desired_mod.C
             findings.append(Finding(host, *key, "unmanaged", "declared, but the object on the host is not "
                                     "managed by this instance (adopt it)"))
         else:
-            live_fields = fields.read(item.ref.kind, live.root)
-            findings += _owned(host, item, want, live, rec, live_fields)
+            findings += _owned(host, item, want, live, rec, live.values)
             if unmanaged is not None:
-                unmanaged[str(item.ref)] = unmanaged_parts(item.ref.kind, want, live, rec, live_fields)
+                unmanaged[str(item.ref)] = unmanaged_parts(item.ref.kind, want, live, rec)
     for entry in host_inventory(state, ctx.instance):
         key = (entry.kind, entry.name)
         if key in declared:

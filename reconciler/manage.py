@@ -24,7 +24,7 @@ def status(paths: list[Path], only_host: str | pipeline.HostChoice | None = None
             live = state.get(entry.kind, entry.name)
             if show_unmanaged and entry.status == "managed" and live is not None:
                 rec = records.get((entry.kind, entry.name))
-                entry.unmanaged = fields.unmanaged_items(entry.kind, fields.read(entry.kind, live.root),
+                entry.unmanaged = fields.unmanaged_items(entry.kind, live.values,
                                                          rec.fields if rec else {}) + fields.unmanaged(entry.kind, live.root)
     return out, errors
 

@@ -80,13 +80,16 @@ def _shared(target: HostState, source: HostState, volume: str, here) -> bool:
     """Does the target see the source's volume file: listed there at the same path, or its pool of
     that name has the same directory (a pool lists files as they were when it last scanned; the
     move scans it again and fails when the file is not there)."""
-    there = source.get("Volume", volume)
     if here is not None:
-        return here.root.findtext("target/path") == there.root.findtext("target/path")
+        return _same_path(here, source.get("Volume", volume))
     pool = volume.split("/")[0]
-    mine, theirs = target.get("StoragePool", pool), source.get("StoragePool", pool)
-    return mine is not None and theirs is not None and \
-        mine.root.findtext("target/path") == theirs.root.findtext("target/path")
+    return _same_path(target.get("StoragePool", pool), source.get("StoragePool", pool))
+
+
+def _same_path(one, other) -> bool:
+    """Two volumes, or two pools, at the same path (both there)."""
+    return one is not None and other is not None and \
+        one.root.findtext("target/path") == other.root.findtext("target/path")
 
 
 def _disk_volumes(root) -> dict[str, str]:
@@ -103,8 +106,8 @@ def _copied_disks(moves: dict, move: Move, states: dict[str, HostState]) -> list
     for dev, volume in _disk_volumes(source.get("Guest", move.name).root).items():
         moved = moves.get((move.target, "Volume", volume))
         there, here = target.get("Volume", volume), source.get("Volume", volume)
-        if (moved is not None and moved.copy) or (there is not None and here is not None and
-                                                  there.root.findtext("target/path") != here.root.findtext("target/path")):
+        if (moved is not None and moved.copy) or (there is not None and here is not None
+                                                  and not _same_path(there, here)):
             out.append(dev)
     return out
 

@@ -6,6 +6,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -57,8 +58,9 @@ class HostChoice:
     name: str | None = None
     selector: str | None = None
 
+    @cached_property
     def terms(self) -> list[tuple[str, str, str | None]]:
-        """(operator, key, value) of each term; ReconcilerError naming a malformed one."""
+        """(test, key, value) of each term of the selector; ReconcilerError naming a malformed one."""
         out = []
         for term in (self.selector or "").split(","):
             found = _TERM.fullmatch(term.strip())
@@ -66,16 +68,17 @@ class HostChoice:
                 raise ReconcilerError(f"--selector {self.selector!r}: {term.strip()!r} is not a label term "
                                       "(key=value, key!=value, key or !key, joined by commas)")
             neg, key, op, value = found.groups()
-            out.append(("absent" if neg else {"=": "eq", "==": "eq", "!=": "ne", None: "present"}[op], key, value))
+            out.append(("!" if neg else op or "", key, value))
         return out
 
     def matches(self, labels: dict[str, str]) -> bool:
-        return all({"eq": lambda k, v: labels.get(k) == v, "ne": lambda k, v: labels.get(k) != v,
-                    "present": lambda k, v: k in labels, "absent": lambda k, v: k not in labels}[op](key, value)
-                   for op, key, value in self.terms())
+        return all(_TESTS[test](labels, key, value) for test, key, value in self.terms)
 
 
 _TERM = re.compile(r"(!)?([A-Za-z0-9][A-Za-z0-9_./-]*)(?:(==|=|!=)([A-Za-z0-9_./-]*))?")
+_TESTS = {"=": lambda labels, k, v: labels.get(k) == v, "==": lambda labels, k, v: labels.get(k) == v,
+          "!=": lambda labels, k, v: labels.get(k) != v, "": lambda labels, k, v: k in labels,
+          "!": lambda labels, k, v: k not in labels}
 
 
 def hosts_of(manifest: Manifest, only: str | HostChoice | None) -> dict[str, str]:
@@ -84,7 +87,7 @@ def hosts_of(manifest: Manifest, only: str | HostChoice | None) -> dict[str, str
     if choice.name is not None and choice.name not in manifest.hosts:
         raise ReconcilerError(f"--host {choice.name!r}: no such Host in the manifests ({', '.join(manifest.hosts)})")
     if choice.selector is not None:
-        choice.terms()
+        choice.terms            # noqa: B018  (a malformed selector is an error even where no Host is)
     out = {name: doc.spec.uri for name, doc in manifest.hosts.items() if choice.name in (None, name)
            and (choice.selector is None or choice.matches(doc.metadata.labels))}
     if not out and choice.selector is not None:

@@ -141,7 +141,7 @@ class Plan:
     def sources(self) -> dict[str, str]:
         """The other hosts moves take objects from: address on them -> the moving action's address."""
         return {f"{op.args['source']}/{a.kind}/{a.name}": a.address for a in self.actions for op in a.ops
-                if "source" in op.args and op.name in PEER_OPS}
+                if op.name in PEER_OPS}
 
     def touched_hosts(self) -> list[str]:
         """The hosts apply connects to and locks: those with actions, and those moves take from."""

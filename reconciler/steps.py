@@ -9,7 +9,6 @@ import os
 import time
 from typing import Callable, Iterator, Protocol
 
-
 from lxml import etree
 from markupsafe import escape as xml_escape
 

@@ -129,7 +129,9 @@ def _float(text: str, line: int, path: tuple) -> float:
     return float(text.replace("_", ""))
 
 
-_SPECIAL_FIRST = "~nNtTfF-+0123456789."     # a plain scalar starting otherwise is a string
+# what a plain scalar that is not a string starts with: null, bool, number (else it is a string)
+_NULL_FIRST, _BOOL_FIRST, _NUMBER_FIRST = "~nN", "tTfF", "-+0123456789."
+_SPECIAL_FIRST = _NULL_FIRST + _BOOL_FIRST + _NUMBER_FIRST
 
 
 def _implicit(text: str, line: int, path: tuple) -> Any:
@@ -137,11 +139,11 @@ def _implicit(text: str, line: int, path: tuple) -> Any:
     if not text:
         return None
     first = text[0]
-    if first in "~nN" and _NULL.match(text):
+    if first in _NULL_FIRST and _NULL.match(text):
         return None
-    if first in "tTfF" and text in _BOOL:
+    if first in _BOOL_FIRST and text in _BOOL:
         return _BOOL[text]
-    if first in "-+0123456789.":
+    if first in _NUMBER_FIRST:
         if _INT.match(text):
             return _int(text, line, path)
         if _FLOAT.match(text):
