@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from datetime import datetime, timezone
 
-from . import edit, ownership, steps
+from . import edit, ownership
 from .errors import AdapterError
 from .plan import PEER_OPS, Action, OpName, Plan
-from .steps import HostPort
+
+if TYPE_CHECKING:               # steps (and what it imports) loads with the first action run
+    from .steps import HostPort
 
 
 @dataclass
@@ -106,6 +108,7 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
         if op.name is OpName.EDIT:        # the saved definition, read now, with exactly the planned changes
             args = {"marker": ownership.stamp_marker(args["marker"]) if args["marker"] else None,
                     "edits": [edit.Edit.from_json(e) for e in args["edits"]]}
+        from . import steps
         steps.run(host, action.kind, action.name, op.name, args)
     return Result(action.address, "done", notes=notes)
 

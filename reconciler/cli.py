@@ -1,6 +1,7 @@
 """The virt-reconcile command: parses arguments, calls the pipeline, prints, sets the exit code."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -426,3 +427,7 @@ def main() -> None:
         _err(f"Error: internal error, please report it: {type(exc).__name__}: {exc} "
              "(VIRT_RECONCILE_DEBUG=1 shows where)")
         sys.exit(EXIT_ERROR)
+    finally:
+        # the run's objects need no collection at exit: without this, the interpreter's last
+        # collections walk them all (40 ms of a small plan's 350); exit still flushes and closes
+        gc.freeze()

@@ -351,10 +351,11 @@ def volume(item: Item, manifest: Manifest, live: LiveObject | None, state: HostS
     enc = spec.encryption
     secret_uuid = _luks_secret(item, state, ctx)
     # a cloud-init seed: its documents (the plan carries them, apply makes the ISO) and the ISO's size
-    from . import seed          # pycdlib: only for cloud-init seeds
-    docs = seed.documents(spec.cloud_init, item.ref.name) if spec.cloud_init else None
-    digests = seed.digests(docs) if docs else {}
-    capacity = seed.size(docs) if docs else spec.capacity
+    docs, digests, capacity = None, {}, spec.capacity
+    if spec.cloud_init:
+        from . import seed      # pycdlib: only for cloud-init seeds
+        docs = seed.documents(spec.cloud_init, item.ref.name)
+        digests, capacity = (seed.digests(docs), seed.size(docs)) if docs else ({}, spec.capacity)
     v = {"name": item.doc.metadata.name, "capacity": capacity, "format": spec.format, "backing": None,
          "allocation": None if spec.full else 0,    # left out: all of it (qcow2: with PREALLOC_METADATA)
          "permissions": spec.permissions, "secret_uuid": secret_uuid}

@@ -14,12 +14,17 @@ from __future__ import annotations
 import hashlib
 import shlex
 import subprocess
-from xml.sax.saxutils import quoteattr
+from markupsafe import escape
 
 from . import netconfig
 from .bridgeops import management
 from .hostlinks import BridgeError, Link, links_for, ssh_runner
 from .live import HostState, LiveObject
+
+
+def quoteattr(value: str) -> str:
+    """An XML attribute value, quoted (xml.sax.saxutils would import urllib.request)."""
+    return f'"{escape(value)}"'
 
 
 def document(link: Link, ports: list[str], persisted: str | None) -> str:

@@ -8,7 +8,6 @@ import hashlib
 import os
 import struct
 import tempfile
-import urllib.request
 from typing import Callable, Iterator
 
 from .errors import ReconcilerError
@@ -42,6 +41,7 @@ def fetched(image: dict, note: Callable[[str], None]) -> Iterator[str]:
 
 def _download(url: str, out, note: Callable[[str], None]) -> None:
     try:
+        import urllib.request     # only images fetched over http(s) need it
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:      # noqa: S310 (http(s) only: models.py)
             total, done, shown = int(response.headers.get("Content-Length") or 0), 0, -1
             while chunk := response.read(CHUNK):
