@@ -10,11 +10,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import (desired, drift, edit as edit_mod, gitinfo, hostcheck, loader, locking,
+from . import (desired, drift, edit as edit_mod, gitinfo, history, hostcheck, loader, locking,
                manifest as manifest_mod, moves, ownership, planners, rng)
 from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Progress, Result, Silent, apply
 from .errors import PlanError, ReconcilerError
+from .history import MOVABLE, Arrival
 from .live import HostState, sort_out_broken
 from .manifest import Item, Manifest
 from .ownership import Provenance
@@ -152,6 +153,28 @@ def observe(manifest: Manifest, hosts: dict[str, str]) -> tuple[dict[str, HostSt
     return states, errors
 
 
+def _arrival_problem(manifest: Manifest, arrival: Arrival) -> str:
+    item = manifest.get(arrival.host, arrival.kind, arrival.name)
+    return (f"{item.source.file}:{item.source.line}: {arrival.kind} {arrival.name} moves to host {arrival.host!r} "
+            f"from host {arrival.came_from!r} (declared there at {arrival.commit[:12]}, the last commit applied "
+            f"to {arrival.host!r}), which this run does not read: creating it here would make a second one with "
+            f"its identity and without its data. Move it with a run that reads both hosts (no --host, or a "
+            f"--selector that picks both), or by hand (virsh migrate) and adopt it")
+
+
+def _leaving_unread(manifest: Manifest, host: str, declared: set[tuple[str, str]], owned,
+                    states: dict[str, HostState]) -> dict[tuple[str, str], str]:
+    """Owned Guests and Volumes this host no longer declares that the manifests now put on a host
+    this run does not read: (kind, name) -> that host. Kept: a run reading both moves them."""
+    out = {}
+    for kind, name in owned:
+        if kind in MOVABLE and (kind, name) not in declared and states[host].get(kind, name) is not None:
+            elsewhere = sorted(h for h in manifest.hosts if h not in states and manifest.get(h, kind, name))
+            if elsewhere:
+                out[(kind, name)] = elsewhere[0]
+    return out
+
+
 def _conflicts(host: str, instance: str, items, state: HostState, owned) -> list[str]:
     """Declared objects that exist on the host without being ours: never touched."""
     out = []
@@ -165,18 +188,23 @@ def _conflicts(host: str, instance: str, items, state: HostState, owned) -> list
 
 
 def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOptions = PlanOptions(),
-              provenance: Provenance = Provenance(), errors: dict[str, str] | None = None) -> Plan:
+              provenance: Provenance = Provenance(), errors: dict[str, str] | None = None,
+              arrivals: tuple[list[Arrival], list[str]] = ([], [])) -> Plan:
     """Pure: desired objects against observed hosts -> ordered actions (or PlanError).
 
     Hosts in `errors` could not be read and objects whose XML libvirt returned malformed cannot be
-    planned: the plan carries them as problems and covers everything else."""
+    planned: the plan carries them as problems and covers everything else. `arrivals` (from
+    history.arrivals) are objects coming from hosts this run does not read: not created."""
     plan = Plan(hosts={name: state.uri for name, state in states.items()},
                 git={"commit": provenance.commit, "dirty": provenance.dirty})
-    problems: list[str] = []
+    problems: list[str] = [_arrival_problem(manifest, a) for a in arrivals[0]]
+    plan.warnings += arrivals[1]
+    arriving = {(a.host, a.kind, a.name) for a in arrivals[0]}
     for host, why in (errors or {}).items():
         plan.hosts[host] = manifest.hosts[host].spec.uri
         plan.problems.append(why)
-    found, problems = moves.find(manifest, states)       # objects whose metadata.host changed
+    found, unmovable = moves.find(manifest, states)      # objects whose metadata.host changed
+    problems += unmovable
     for host, state in states.items():
         instance = manifest.hosts[host].spec.instance
         plan.instances[host] = instance
@@ -188,6 +216,8 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
         problems += [str(d) for d in hostcheck.problems(items, state, manifest.hosts[host].spec.network_config,
                                                         instance)]
         for item in items:
+            if (host, item.ref.kind, item.ref.name) in arriving:
+                continue
             move = found.get((host, item.ref.kind, item.ref.name))
             if move is not None:
                 plan.actions.append(moves.action(move, item, manifest, states, ctx,
@@ -208,6 +238,11 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
         # moving away: neither kept nor pruned in this run (a copied volume's old copy is kept, and
         # listed as such, from the next run on)
         declared |= {(m.kind, m.name) for m in found.values() if m.source == host}
+        leaving = _leaving_unread(manifest, host, declared, owned, states)
+        declared |= set(leaving)
+        plan.kept += [{"address": f"{host}/{kind}/{name}", "reason": f"owned, now declared on host {to!r}, "
+                       "which this run does not read; kept (a run that reads both hosts moves it)"}
+                      for (kind, name), to in sorted(leaving.items())]
         plan.actions[:0] = move_legacy_records(host, instance, state)
         plan.actions += forget_gone(host, declared, owned, state)
         if options.prune or manifest.hosts[host].spec.prune:
@@ -296,7 +331,8 @@ def plan(paths: list[Path], only_host: str | HostChoice | None = None, options: 
     manifest = manifest or load(paths)
     wanted = {h: u for h, u in hosts_of(manifest, only_host).items() if hosts is None or h in hosts}
     states, errors = observe(manifest, wanted)
-    return make_plan(manifest, states, options, gitinfo.provenance(paths), errors)
+    return make_plan(manifest, states, options, gitinfo.provenance(paths), errors,
+                     history.arrivals(paths, manifest, states))
 
 
 @contextmanager

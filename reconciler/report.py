@@ -100,8 +100,8 @@ def plan_text(plan: Plan, stream: TextIO = sys.stdout) -> None:
 def _kept_text(plan: Plan, stream: TextIO) -> None:
     """Owned objects that left the manifests and stay (drift reports them as pending too)."""
     if plan.kept:
-        print(f"\nKept: {len(plan.kept)} owned object{'s' if len(plan.kept) != 1 else ''} no longer in the "
-              "manifests:", file=stream)
+        print(f"\nKept: {len(plan.kept)} owned object{'s' if len(plan.kept) != 1 else ''} no longer declared on "
+              "their host:", file=stream)
         for entry in plan.kept:
             print(f"  = {entry['address']}  # {entry['reason']}", file=stream)
 

@@ -109,14 +109,19 @@ def test_a_shut_off_guest_moves_with_its_identity_and_its_volume_record(env, pri
         _stop_networks(private_daemon.uri)
 
 
+def _unshared(uri_b: str, shared: Path, where: str) -> str:
+    """_manifest with b's pool of that name over another directory, and a raw disk."""
+    text = _manifest(uri_b, shared, where).replace("disk.qcow2", "disk.raw") \
+        .replace("capacity: 16MiB}", "capacity: 16MiB, format: raw}")
+    other = text.replace(f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared},",
+                         f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared}-b,")
+    assert other != text
+    return other
+
+
 def test_a_volume_the_new_host_cannot_see_is_copied_and_the_old_copy_kept(env, private_daemon, shared):
-    def manifest(where: str) -> str:           # b's pool of that name is another directory; a raw disk
-        text = _manifest(private_daemon.uri, shared, where).replace("disk.qcow2", "disk.raw") \
-            .replace("capacity: 16MiB}", "capacity: 16MiB, format: raw}")
-        other = text.replace(f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared},",
-                             f"metadata: {{name: P-shared, host: b}}\nspec: {{path: {shared}-b,")
-        assert other != text
-        return other
+    def manifest(where: str) -> str:
+        return _unshared(private_daemon.uri, shared, where)
 
     env.write(manifest("a"))
     try:
@@ -139,6 +144,48 @@ def test_a_volume_the_new_host_cannot_see_is_copied_and_the_old_copy_kept(env, p
         assert env.name("vm") not in [d.name() for d in libvirt.open("qemu:///system").listAllDomains(0)]
         _, doc = env.plan()
         assert [k["address"] for k in doc["kept"]] == [f"a/Volume/{env.name('shared')}/disk.raw"], doc["kept"]
+    finally:
+        _stop_networks(private_daemon.uri)
+        shutil.rmtree(f"{shared}-b", ignore_errors=True)
+
+
+def test_a_run_that_leaves_the_old_host_out_neither_creates_nor_prunes_a_moving_guest(env, private_daemon, shared):
+    """Pull mode: each host applies its own slice (--host). The new host's run cannot see the old
+    host, so git (the manifests at the commit it last applied) says the guest comes from there: a
+    plan error, not a second guest with the same UUID and MAC and an empty disk. The old host's run
+    keeps its guest even with --prune. A run that reads both then moves it."""
+    import subprocess
+
+    def commit(where: str) -> None:
+        env.write(_unshared(private_daemon.uri, shared, where))
+        for args in (("add", "."), ("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", where)):
+            subprocess.run(["git", "-C", str(env.dir), *args], check=True, capture_output=True)
+
+    subprocess.run(["git", "-C", str(env.dir), "init", "-q"], check=True)
+    commit("a")
+    try:
+        env.converge()
+        commit("b")
+        for extra in ((), ("--auto-approve",)):
+            done = env.run("apply" if extra else "plan", str(env.dir), "--host", "b", *extra)
+            text = done.stdout + done.stderr
+            assert done.returncode == 1 and "Traceback" not in text, text
+            assert f"Guest {env.name('vm')} moves to host 'b' from host 'a'" in text, text
+            assert f"Volume {env.name('shared')}/disk.raw moves to host 'b' from host 'a'" in text, text
+        b = libvirt.open(private_daemon.uri)
+        assert env.name("vm") not in [d.name() for d in b.listAllDomains(0)]
+        assert not Path(f"{shared}-b/disk.raw").exists()
+
+        done = env.run("apply", str(env.dir), "--host", "a", "--prune", "--allow-destroy", "--auto-approve")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"= a/Guest/{env.name('vm')}  # owned, now declared on host 'b', which this run does not read; " \
+            "kept" in done.stdout, done.stdout
+        assert libvirt.open("qemu:///system").lookupByName(env.name("vm")).UUIDString()
+        assert (shared / "disk.raw").exists()
+
+        code, doc = env.plan()          # a run that reads both hosts: the move
+        assert code == 2 and {(c["host"], c["kind"], c["action"]) for c in doc["changes"]} == \
+            {("b", "Volume", "move"), ("b", "Guest", "move")}, json.dumps(doc, indent=1)
     finally:
         _stop_networks(private_daemon.uri)
         shutil.rmtree(f"{shared}-b", ignore_errors=True)
