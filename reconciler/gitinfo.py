@@ -12,9 +12,9 @@ from .ownership import Provenance
 COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")     # a full SHA-1 or SHA-256 object name
 
 
-def _git_bytes(cwd: Path, *args: str) -> bytes | None:
+def _git_bytes(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes | None:
     try:
-        done = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, timeout=30)
+        done = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, timeout=30, input=stdin)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
@@ -57,11 +57,17 @@ def files_at(paths: list[Path], commit: str, suffixes: tuple[str, ...]) -> dict[
     listed = _git_bytes(Path(top), "ls-tree", "-r", "-z", "--name-only", commit, "--", *relative)
     if listed is None:
         return None
-    out = {}
-    for name in listed.decode(errors="replace").split("\0"):
-        if name.endswith(suffixes):
-            data = _git_bytes(Path(top), "show", f"{commit}:{name}")
-            if data is None:
-                return None
-            out[str(Path(top) / name)] = data
+    names = [n for n in listed.decode(errors="replace").split("\0") if n.endswith(suffixes) and "\n" not in n]
+    batch = _git_bytes(Path(top), "cat-file", "--batch", stdin="".join(f"{commit}:{n}\n" for n in names).encode())
+    if batch is None:
+        return None
+    out, at = {}, 0
+    for name in names:          # each: "<object> blob <size>\n<content>\n" (one process for them all)
+        header_end = batch.find(b"\n", at)
+        header = batch[at:header_end].split()
+        if len(header) != 3 or header[1] != b"blob":
+            return None
+        size = int(header[2])
+        out[str(Path(top) / name)] = batch[header_end + 1:header_end + 1 + size]
+        at = header_end + 1 + size + 1
     return out

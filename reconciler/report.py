@@ -239,7 +239,7 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 2000) -> str:
     lines += [f"> [!CAUTION]\n> **Not planned:** {p}\n" for p in plan.problems]
     kept = [f"- `{k['address']}`: {k['reason']}" for k in plan.kept]
     if kept:
-        kept = ["", f"**Kept** (owned, no longer in the manifests): {len(kept)}", ""] + kept
+        kept = ["", f"**Kept** (owned, no longer declared on their host): {len(kept)}", ""] + kept
     if plan.empty:
         return "\n".join(lines + ["**No changes to apply.**" if kept else
                                    "**No changes.** The hosts match the manifests.", *kept, ""])
