@@ -158,8 +158,8 @@ def _arrival_problem(manifest: Manifest, arrival: Arrival) -> str:
     return (f"{item.source.file}:{item.source.line}: {arrival.kind} {arrival.name} moves to host {arrival.host!r} "
             f"from host {arrival.came_from!r} (declared there at {arrival.commit[:12]}, the last commit applied "
             f"to {arrival.host!r}), which this run does not read: creating it here would make a second one with "
-            f"its identity and without its data. Move it with a run that reads both hosts (no --host, or a "
-            f"--selector that picks both), or by hand (virsh migrate) and adopt it")
+            f"its identity and without its data; it is left alone. Move it with a run that reads both hosts "
+            f"(no --host, or a --selector that picks both), or by hand (virsh migrate) and adopt it")
 
 
 def _leaving_unread(manifest: Manifest, host: str, declared: set[tuple[str, str]], owned,
@@ -197,7 +197,8 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
     history.arrivals) are objects coming from hosts this run does not read: not created."""
     plan = Plan(hosts={name: state.uri for name, state in states.items()},
                 git={"commit": provenance.commit, "dirty": provenance.dirty})
-    problems: list[str] = [_arrival_problem(manifest, a) for a in arrivals[0]]
+    problems: list[str] = []
+    plan.problems += [_arrival_problem(manifest, a) for a in arrivals[0]]    # left alone; the rest is planned
     plan.warnings += arrivals[1]
     arriving = {(a.host, a.kind, a.name) for a in arrivals[0]}
     for host, why in (errors or {}).items():

@@ -156,8 +156,9 @@ def test_a_run_that_leaves_the_old_host_out_neither_creates_nor_prunes_a_moving_
     keeps its guest even with --prune. A run that reads both then moves it."""
     import subprocess
 
-    def commit(where: str) -> None:
-        env.write(_unshared(private_daemon.uri, shared, where))
+    def commit(where: str) -> None:         # the second commit also adds a network on b
+        extra = "---\nkind: Network\nmetadata: {name: P-extra, host: b}\nspec: {forward: isolated, autostart: false}\n"
+        env.write(_unshared(private_daemon.uri, shared, where) + (extra if where == "b" else ""))
         for args in (("add", "."), ("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", where)):
             subprocess.run(["git", "-C", str(env.dir), *args], check=True, capture_output=True)
 
@@ -175,6 +176,7 @@ def test_a_run_that_leaves_the_old_host_out_neither_creates_nor_prunes_a_moving_
         b = libvirt.open(private_daemon.uri)
         assert env.name("vm") not in [d.name() for d in b.listAllDomains(0)]
         assert not Path(f"{shared}-b/disk.raw").exists()
+        assert b.networkLookupByName(env.name("extra")).isActive()     # the rest of b was applied
 
         done = env.run("apply", str(env.dir), "--host", "a", "--prune", "--allow-destroy", "--auto-approve")
         assert done.returncode == 0, done.stdout + done.stderr
