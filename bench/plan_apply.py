@@ -5,7 +5,8 @@ Usage: .venv/bin/python bench/plan_apply.py [--guests 200] [--networks 20] [--po
 Creates objects named vrtbench-* on qemu:///system, prints timings, and removes them again.
 With --sizes, each N is N guests, N/10 NAT networks, N/10 dir pools and N qcow2 volumes; the
 table shows apply (parallel, then --parallelism 1) beside the plain sequential define script, the
-no-op plan beside the plain read-all script, and the no-op plan's peak RSS. Targets (issue 11):
+no-op plan beside the plain read-all script, and the no-op plan's peak RSS; then where the no-op
+plan's time goes (import, load, observe, plan). Targets (issue 11):
 no-op plan within 2x of plain read at N=1000 and under 0.3 s at N=10; apply within 1.3x of plain
 define; peak RSS under 150 MB at N=1000.
 """
@@ -105,6 +106,23 @@ def snapshot() -> dict:
     return docs
 
 
+PHASES = """
+import json, sys, time
+t0 = time.perf_counter()
+from pathlib import Path
+from reconciler import gitinfo, pipeline
+t1 = time.perf_counter()
+paths = [Path(sys.argv[1])]
+manifest = pipeline.load(paths)
+t2 = time.perf_counter()
+states, errors = pipeline.observe(manifest, pipeline.hosts_of(manifest, None))
+t3 = time.perf_counter()
+pipeline.make_plan(manifest, states, pipeline.PlanOptions(), gitinfo.provenance(paths), errors)
+t4 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "load": t2 - t1, "observe": t3 - t2, "plan": t4 - t3}))
+"""
+
+
 # as an installed tool runs: its modules' bytecode written once and read after (a shell with
 # PYTHONDONTWRITEBYTECODE=1 would compile every module on every run)
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -143,6 +161,8 @@ def table(sizes: list[int], runs: int) -> None:
                 apply_par = timed(tool + ["apply", str(path), "--auto-approve"])
                 plans = [measured(tool + ["plan", str(path)]) for _ in range(runs)]
                 reads = [timed([sys.executable, "-c", READ_ONLY], ) for _ in range(runs)]
+                split = [json.loads(subprocess.run([sys.executable, "-c", PHASES, str(path)], env=ENV, check=True,
+                                                   capture_output=True, text=True).stdout) for _ in range(runs)]
                 docs.write_text(json.dumps(snapshot()))
                 cleanup()
                 define = timed([sys.executable, "-c", DEFINE_ONLY, str(docs)])
@@ -151,13 +171,19 @@ def table(sizes: list[int], runs: int) -> None:
             finally:
                 cleanup()
         rows.append((n, apply_par, apply_seq, define, statistics.median(p[0] for p in plans),
-                     statistics.median(reads), max(p[1] for p in plans)))
+                     statistics.median(reads), max(p[1] for p in plans),
+                     {k: statistics.median(s[k] for s in split) for k in split[0]}))
     print("| N | apply: ours (parallel) / ours (--parallelism 1) / plain define | "
           "no-op plan: ours / plain read-all | plan peak RSS |")
     print("|---|---|---|---|")
-    for n, par, seq, define, plan, read, rss in rows:
+    for n, par, seq, define, plan, read, rss, _ in rows:
         print(f"| {n} | {par:.2f} s / {seq:.2f} s / {define:.2f} s ({seq / define:.2f}x) | "
               f"{plan:.2f} s / {read:.2f} s ({plan / read:.1f}x) | {rss:.0f} MB |")
+    print("\nWhere the no-op plan's time goes (in one process, medians; the rest is Python's start and exit):")
+    print("| N | import | load (YAML, validation) | observe (libvirt reads) | plan (render, compare) |")
+    print("|---|---|---|---|---|")
+    for n, *_, split in rows:
+        print(f"| {n} | " + " | ".join(f"{split[k]:.2f} s" for k in ("import", "load", "observe", "plan")) + " |")
 
 
 def main() -> None:

@@ -168,3 +168,22 @@ def test_preflight_asks_for_swtpm_and_uefi_descriptors_of_a_guest_that_will_star
     monkeypatch.setattr(hostcheck, "FIRMWARE_DESCRIPTORS", (tmp_path,))
     (tmp_path / "60-edk2.json").write_text("{}")
     assert not [str(d) for d in hostcheck.problems(list(manifest.items.values()), state)]
+
+
+def test_long_free_text_values_are_limited_by_length_with_their_characters_checked(tmp_path):
+    """The limits are max_length (a bounded regex repetition would cost 38 ms to compile per run)."""
+    pool = "kind: StoragePool\nmetadata: {{name: p}}\nspec: {{type: netfs, path: /mnt/p, source: " \
+           "{{host: nfs1, dir: {dir}}}}}\n"
+    assert not problems_or_none(tmp_path, pool.format(dir="/" + "d" * 4095))
+    found = problems(tmp_path, pool.format(dir="/" + "d" * 4096))
+    assert len(found) == 1 and "spec.source.dir" in found[0] and "at most 4096 characters" in found[0], found
+    found = problems(tmp_path, pool.format(dir='"/a<b"'))
+    assert len(found) == 1 and "spec.source.dir" in found[0] and "should match pattern" in found[0], found
+
+
+def problems_or_none(tmp_path, text: str) -> list[str]:
+    try:
+        pipeline.load([write(tmp_path, "m.yaml", HOST + text)])
+    except ManifestError as exc:
+        return [str(d) for d in exc.diagnostics]
+    return []
