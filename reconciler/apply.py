@@ -113,11 +113,20 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
     return Result(action.address, "done", notes=notes)
 
 
+# Kinds made in one group: networks start (one at a time, each a dnsmasq) while pools and volumes
+# are made, as nothing of one needs the other; a pool reached over the network waits for them.
+_TOGETHER = {"Network": "networks and storage", "StoragePool": "networks and storage",
+             "Volume": "networks and storage"}
+LOCAL_POOLS = ("dir", "fs", "logical", "disk")
+
+
 def groups(actions: list[Action]) -> list[list[int]]:
     """One host's actions (plan order) in groups that run one after the other: a run of actions
-    of one kind (the plan orders kinds: secrets, networks, pools, volumes, guests, then deletions)."""
+    of one kind (the plan orders kinds: secrets, bridges, networks, pools, volumes, guests, then
+    deletions), networks, pools and volumes made in one."""
     def group_of(action: Action) -> tuple[str, bool]:
-        return action.kind, action.action == "delete"
+        deleting = action.action == "delete"
+        return (action.kind if deleting else _TOGETHER.get(action.kind, action.kind)), deleting
 
     out: list[list[int]] = []
     for i, action in enumerate(actions):
@@ -134,8 +143,9 @@ ONE_AT_A_TIME = ("Bridge", "Network")
 
 def waits_for(actions: list[Action], group: list[int]) -> dict[int, set[int]]:
     """Within a group, the earlier actions each must wait for: those it depends on (a volume
-    cloned from another), earlier actions on the same object, and, for kinds changed one at a
-    time, everything before it."""
+    after its pool, one cloned from another), earlier actions on the same object, for kinds changed
+    one at a time everything before it, and for a pool reached over the network (NFS, iSCSI, Ceph)
+    every network before it."""
     out: dict[int, set[int]] = {}
     seen: dict[str, int] = {}
     for n, i in enumerate(group):
@@ -145,9 +155,16 @@ def waits_for(actions: list[Action], group: list[int]) -> dict[int, set[int]]:
             wait.add(seen[action.address])
         if action.kind in ONE_AT_A_TIME:
             wait.update(group[:n])
+        if action.kind == "StoragePool" and _pool_type(action) not in LOCAL_POOLS:
+            wait.update(j for j in group[:n] if actions[j].kind == "Network")
         out[i] = wait
         seen[action.address] = i
     return out
+
+
+def _pool_type(action: Action) -> str:
+    """A pool action's type, as planned (dir when the plan does not say)."""
+    return str((action.after or action.before or {}).get("type") or "dir")
 
 
 class _Serialised:

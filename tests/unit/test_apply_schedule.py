@@ -12,10 +12,20 @@ def _action(kind: str, name: str, action: str = "create", deps=()) -> Action:
 
 
 def test_kinds_run_one_group_after_another_and_deletions_apart():
-    actions = [_action("Network", "n"), _action("Volume", "p/a"), _action("Volume", "p/b"),
+    actions = [_action("Bridge", "br0"), _action("Network", "n"), _action("Volume", "p/a"), _action("Volume", "p/b"),
                _action("Guest", "g1"), _action("Guest", "g2"), _action("Guest", "old", "delete"),
-               _action("Volume", "p/old", "delete")]
-    assert groups(actions) == [[0], [1, 2], [3, 4], [5], [6]]
+               _action("Volume", "p/old", "delete"), _action("Network", "n-old", "delete")]
+    # networks, pools and volumes are made in one group; deletions stay a group per kind
+    assert groups(actions) == [[0], [1, 2, 3], [4, 5], [6], [7], [8]]
+
+
+def test_networks_start_while_local_storage_is_made_and_network_storage_waits_for_them():
+    actions = [_action("Network", "n1"), _action("Network", "n2"), _action("StoragePool", "local"),
+               _action("Volume", "local/v", deps=["h/StoragePool/local"]), _action("StoragePool", "nfs"),
+               _action("Volume", "nfs/v", deps=["h/StoragePool/nfs"])]
+    actions[2].after, actions[4].after = {"type": "dir"}, {"type": "netfs"}
+    [group] = groups(actions)
+    assert waits_for(actions, group) == {0: set(), 1: {0}, 2: set(), 3: {2}, 4: {0, 1}, 5: {4}}
 
 
 def test_within_a_group_only_dependencies_and_the_same_object_wait():
