@@ -13,7 +13,6 @@ from lxml import etree
 from markupsafe import escape as xml_escape
 
 from . import bridgeops, edit, fields, hostbridge, hostlinks, hostnet, images, netconfig, ownership, rng, secretref
-from . import seed as seeds
 from .errors import AdapterError
 from .identity import OWNER_NS, OWNER_PREFIX
 from .plan import OpName
@@ -343,6 +342,7 @@ def create_volume(host: HostPort, kind: str, name: str, pool: str, volume: str, 
         host.define_secret("VolumeSecret", secret["usage"], secret["xml"])
         host.set_secret_value("VolumeSecret", secret["usage"], secretref.value_of(secret["value"]).encode())
     if seed:
+        from . import seed as seeds     # pycdlib: only for cloud-init seeds
         try:
             with seeds.written(seed) as path:
                 _fill(host, kind, name, pool, volume, xml, {"path": path}, capacity, note)
