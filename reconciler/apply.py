@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from . import edit, ownership
 from .errors import AdapterError
+from .models import LOCAL_POOLS
 from .plan import PEER_OPS, Action, OpName, Plan
 
 if TYPE_CHECKING:               # steps (and what it imports) loads with the first action run
@@ -117,7 +118,6 @@ def run_action(action: Action, host: HostPort, options: Options, instance: str =
 # are made, as nothing of one needs the other; a pool reached over the network waits for them.
 _TOGETHER = {"Network": "networks and storage", "StoragePool": "networks and storage",
              "Volume": "networks and storage"}
-LOCAL_POOLS = ("dir", "fs", "logical", "disk")
 
 
 def groups(actions: list[Action]) -> list[list[int]]:

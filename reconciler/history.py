@@ -4,7 +4,8 @@ moves.find sees a move only when a run reads both hosts. A run that leaves the o
 (`--host`, `--selector`, or a host that could not be read) would create the guest again on the
 new host, with the same UUID and MACs and an empty disk, while the old one goes on running. The
 manifests as they were at the commit the new host last applied say where each Guest and Volume
-was then: one that was on a host this run does not read is a plan error, not a create.
+was then: one that was on a host this run does not read is an error of its own, left alone,
+not created; and the old host's run keeps, not prunes, what the manifests now put on an unread host.
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from .errors import ManifestError
 from .expand import expand
 from .live import HostState
 from .manifest import Manifest
+from .moves import MOVABLE
 from .ownership import Record
-
-MOVABLE = ("Guest", "Volume")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,15 @@ class Arrival:
     name: str
     came_from: str
     commit: str
+
+    def problem(self, manifest: Manifest) -> str:
+        """The plan error that leaves it alone."""
+        item = manifest.get(self.host, self.kind, self.name)
+        return (f"{item.source.file}:{item.source.line}: {self.kind} {self.name} moves to host {self.host!r} from "
+                f"host {self.came_from!r} (declared there at {self.commit[:12]}, the last commit applied to "
+                f"{self.host!r}), which this run does not read: creating it here would make a second one with its "
+                f"identity and without its data; it is left alone. Move it with a run that reads both hosts (no "
+                f"--host, or a --selector that picks both), or by hand (virsh migrate) and adopt it")
 
 
 def last_commit(owned: dict[tuple[str, str], Record]) -> str | None:
@@ -44,7 +53,7 @@ def placements(docs: list[loader.SourceDoc]) -> dict[tuple[str, str], set[str]]:
     need not be valid today."""
     docs, _ = expand(docs)
     data = [d.data for d in docs if isinstance(d.data, dict)]
-    hosts = [d.get("metadata", {}).get("name") for d in data if d.get("kind") == "Host" and isinstance(d.get("metadata"), dict)]
+    hosts = [d["metadata"].get("name") for d in data if d.get("kind") == "Host" and isinstance(d.get("metadata"), dict)]
     out: dict[tuple[str, str], set[str]] = {}
     for doc in data:
         meta, spec = doc.get("metadata"), doc.get("spec")
@@ -99,7 +108,20 @@ def arrivals(paths: list[Path], manifest: Manifest, states: dict[str, HostState]
                             "looked for")
             continue
         for item in absent:
-            came_from = sorted(then.get((item.ref.kind, item.ref.name), set()) & unread)
-            if came_from and host not in then.get((item.ref.kind, item.ref.name), set()):
-                found.append(Arrival(host, item.ref.kind, item.ref.name, came_from[0], commit))
+            was_on = then.get((item.ref.kind, item.ref.name), set())
+            if host not in was_on and was_on & unread:
+                found.append(Arrival(host, item.ref.kind, item.ref.name, min(was_on & unread), commit))
     return found, warnings
+
+
+def leaving(manifest: Manifest, host: str, declared: set[tuple[str, str]], owned,
+            states: dict[str, HostState]) -> dict[tuple[str, str], str]:
+    """Owned Guests and Volumes `host` no longer declares that the manifests now put on a host this
+    run does not read: (kind, name) -> that host. Kept, not pruned: a run reading both moves them."""
+    out = {}
+    for kind, name in owned:
+        if kind in MOVABLE and (kind, name) not in declared and states[host].get(kind, name) is not None:
+            elsewhere = sorted(h for h in manifest.hosts if h not in states and manifest.get(h, kind, name))
+            if elsewhere:
+                out[(kind, name)] = elsewhere[0]
+    return out

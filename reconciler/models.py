@@ -483,6 +483,7 @@ POOL_SHAPES = {
 }
 SINGLE_DEVICE = ("fs", "disk")
 DEVICE_POOLS = ("fs", "disk", "logical")       # build may format a device
+LOCAL_POOLS = ("dir", *DEVICE_POOLS)            # on the host's own storage (not NFS, iSCSI, Ceph)
 VOLUME_POOLS = ("dir", "fs", "netfs", "logical", "rbd")   # the tool creates volumes in these
 
 

@@ -15,7 +15,7 @@ from . import (desired, drift, edit as edit_mod, gitinfo, history, hostcheck, lo
 from .deadline import DEFAULT_TIMEOUT
 from .apply import Options, Progress, Result, Silent, apply
 from .errors import PlanError, ReconcilerError
-from .history import MOVABLE, Arrival
+from .history import Arrival
 from .live import HostState, sort_out_broken
 from .manifest import Item, Manifest
 from .ownership import Provenance
@@ -153,28 +153,6 @@ def observe(manifest: Manifest, hosts: dict[str, str]) -> tuple[dict[str, HostSt
     return states, errors
 
 
-def _arrival_problem(manifest: Manifest, arrival: Arrival) -> str:
-    item = manifest.get(arrival.host, arrival.kind, arrival.name)
-    return (f"{item.source.file}:{item.source.line}: {arrival.kind} {arrival.name} moves to host {arrival.host!r} "
-            f"from host {arrival.came_from!r} (declared there at {arrival.commit[:12]}, the last commit applied "
-            f"to {arrival.host!r}), which this run does not read: creating it here would make a second one with "
-            f"its identity and without its data; it is left alone. Move it with a run that reads both hosts "
-            f"(no --host, or a --selector that picks both), or by hand (virsh migrate) and adopt it")
-
-
-def _leaving_unread(manifest: Manifest, host: str, declared: set[tuple[str, str]], owned,
-                    states: dict[str, HostState]) -> dict[tuple[str, str], str]:
-    """Owned Guests and Volumes this host no longer declares that the manifests now put on a host
-    this run does not read: (kind, name) -> that host. Kept: a run reading both moves them."""
-    out = {}
-    for kind, name in owned:
-        if kind in MOVABLE and (kind, name) not in declared and states[host].get(kind, name) is not None:
-            elsewhere = sorted(h for h in manifest.hosts if h not in states and manifest.get(h, kind, name))
-            if elsewhere:
-                out[(kind, name)] = elsewhere[0]
-    return out
-
-
 def _conflicts(host: str, instance: str, items, state: HostState, owned) -> list[str]:
     """Declared objects that exist on the host without being ours: never touched."""
     out = []
@@ -198,7 +176,7 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
     plan = Plan(hosts={name: state.uri for name, state in states.items()},
                 git={"commit": provenance.commit, "dirty": provenance.dirty})
     problems: list[str] = []
-    plan.problems += [_arrival_problem(manifest, a) for a in arrivals[0]]    # left alone; the rest is planned
+    plan.problems += [a.problem(manifest) for a in arrivals[0]]    # left alone; the rest is planned
     plan.warnings += arrivals[1]
     arriving = {(a.host, a.kind, a.name) for a in arrivals[0]}
     for host, why in (errors or {}).items():
@@ -239,7 +217,7 @@ def make_plan(manifest: Manifest, states: dict[str, HostState], options: PlanOpt
         # moving away: neither kept nor pruned in this run (a copied volume's old copy is kept, and
         # listed as such, from the next run on)
         declared |= {(m.kind, m.name) for m in found.values() if m.source == host}
-        leaving = _leaving_unread(manifest, host, declared, owned, states)
+        leaving = history.leaving(manifest, host, declared, owned, states)
         declared |= set(leaving)
         plan.kept += [{"address": f"{host}/{kind}/{name}", "reason": f"owned, now declared on host {to!r}, "
                        "which this run does not read; kept (a run that reads both hosts moves it)"}
